@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny in-process models (no download) and the real default tokenizer.
+
+The dequantized default model is cached once in <repo>/lab_data/models (LAB_MODEL_CACHE), shared by
+every test session and by `make run`; everything else a test writes goes to a temporary data dir.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("LAB_MODEL_CACHE", str(ROOT / "lab_data" / "models"))
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """A fresh, empty data directory for one test (runs, datasets, the SQLite store)."""
+    d = tmp_path / "lab_data"
+    d.mkdir()
+    monkeypatch.setenv("LAB_DATA_DIR", str(d))
+    return d
+
+
+@pytest.fixture(scope="session")
+def default_model_dir() -> Path:
+    """Local directory of the real default model (offline bundle, dequantized once)."""
+    from labs import models
+    return Path(models.offline_bundle().path)
+
+
+@pytest.fixture(scope="session")
+def default_tokenizer(default_model_dir):
+    """The real SmolLM2-135M-Instruct tokenizer and chat template."""
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(default_model_dir)
+
+
+def make_tiny_model(out: Path, tokenizer, *, layers: int = 2, hidden: int = 32, seed: int = 0) -> Path:
+    """A Llama-architecture model with random weights, SmolLM2's tokenizer and chat template."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
+                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=1024, tie_word_embeddings=True,
+                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                      pad_token_id=tokenizer.pad_token_id)
+    model = LlamaForCausalLM(cfg)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, default_tokenizer) -> Path:
+    """Path of a tiny random Llama (2 layers, hidden 32) saved with the real tokenizer."""
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-llama"), default_tokenizer)
