@@ -1,0 +1,257 @@
+"""Build the bundled instruction set: assets/instruct/{train,validation,test}.jsonl.
+
+    python assets/make_instruct.py          # rewrites the three files (seeded: same output every time)
+
+Four tasks with answers a program can check:
+  extraction  a sentence about a person -> {"name": ..., "city": ..., "age": ...}   (exact match)
+  sentiment   a product review -> positive | negative | neutral                    (accuracy, P/R/F1)
+  qa          a short context and a question -> a span of the context             (exact match, F1)
+  transform   sort words / reformat a date / upper-case a phrase                   (exact match)
+
+Rows are conversational prompt/completion (TRL's format), plus three fields the trainer ignores:
+  {"prompt": [{"role": "user", "content": ...}], "completion": [{"role": "assistant", "content": ...}],
+   "task": "extraction", "template": "extraction/s3/i1", "entities": ["Ana Ruiz", "Lisbon"]}
+
+Honest held-out splits: every pool below is cut in two — training rows draw from the first part,
+validation and test rows from the second — for the instruction phrasings, the sentence templates
+and the entities (names, cities, products, places, words). tests/test_sft_data.py asserts that no
+held-out template id is used in training and no held-out entity appears in any training row.
+"""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+SEED = 1234
+OUT = Path(__file__).resolve().parent / "instruct"
+SIZES = {  # rows per task: train, validation, test
+    "extraction": (200, 20, 60),
+    "sentiment": (90, 15, 45),
+    "qa": (70, 15, 30),
+    "transform": (80, 15, 30),
+}
+
+# --------------------------------------------------------------------------- extraction
+FIRST = ["Ana", "Marco", "Lena", "Tomas", "Priya", "Jonas", "Sofia", "Kenji", "Amara", "Lucas", "Ingrid",
+         "Omar", "Clara", "Mateo", "Yara", "Felix", "Nadia", "Victor", "Elena", "Rafael", "Hana", "Oskar",
+         "Leila", "Bruno", "Mira", "Dmitri", "Carmen", "Ravi", "Greta", "Samuel",
+         # held-out from here (index 30 on)
+         "Ines", "Tariq", "Freya", "Emil", "Zainab", "Hugo", "Noor", "Anton", "Lucia", "Kwame", "Astrid",
+         "Pablo", "Selin", "Jakob", "Mei", "Dario", "Olga", "Idris", "Rosa", "Viktor"]
+LAST = ["Ruiz", "Bianchi", "Novak", "Silva", "Sharma", "Berg", "Costa", "Tanaka", "Okafor", "Moreau",
+        "Larsen", "Haddad", "Fischer", "Vargas", "Nilsson", "Kowalski", "Petrov", "Duarte", "Rossi", "Mendes",
+        "Sato", "Keller", "Farouk", "Lindqvist", "Romero", "Ivanova", "Quinn", "Patel", "Schmidt", "Alves",
+        # held-out from here
+        "Moretti", "Achebe", "Horvath", "Eriksen", "Castillo", "Yamamoto", "Dubois", "Mensah", "Kaur",
+        "Brandt", "Navarro", "Sokolov", "Lund", "Ferreira", "Adeyemi", "Weber", "Takahashi", "Ortiz",
+        "Jansen", "Hakimi"]
+CITY = ["Lisbon", "Turin", "Prague", "Porto", "Pune", "Bergen", "Valencia", "Osaka", "Lagos", "Lyon",
+        "Aarhus", "Beirut", "Munich", "Bogota", "Uppsala", "Krakow", "Sofia", "Seville", "Naples", "Recife",
+        "Kyoto", "Zurich", "Cairo", "Tampere",
+        # held-out from here
+        "Dublin", "Ghent", "Tallinn", "Accra", "Leeds", "Nagoya", "Quito", "Riga", "Malmo", "Bilbao",
+        "Graz", "Kumasi", "Hanoi", "Lille", "Perth", "Split", "Oslo", "Cork"]
+EXTRACT_SENT = [  # {n} name, {c} city, {a} age
+    "{n} is {a} years old and lives in {c}.",
+    "{n}, {a}, moved to {c} last spring.",
+    "Meet {n}: a {a}-year-old engineer based in {c}.",
+    "Our new tenant, {n}, is {a} and comes from {c}.",
+    "{n} ({a}) works at a bakery in {c}.",
+    "Last week {n}, aged {a}, ran a marathon in {c}.",
+    "At {a}, {n} opened a small bookshop in {c}.",
+    "{n} from {c} just turned {a}.",
+    # held-out from here (index 8 on)
+    "Resident of {c}: {n}, age {a}.",
+    "The winner, {n} of {c}, is {a} years young.",
+    "{c} local {n} celebrated turning {a} on Sunday.",
+    "Name: {n}. Home town: {c}. Age: {a}.",
+    "We spoke with {n}, a {a} year old nurse living in {c}.",
+]
+EXTRACT_ASK = [
+    "Extract the person's name, city and age as JSON with the keys name, city, age.\n\n{s}",
+    "Return JSON with keys name, city and age for the person in this text:\n{s}",
+    "Text: {s}\nGive the name, city and age as a JSON object (keys: name, city, age).",
+    "Read the sentence and output a JSON object with name, city, age.\nSentence: {s}",
+    # held-out from here (index 4 on)
+    "From the passage below, pull out name, city and age into JSON (keys name, city, age).\n\n{s}",
+    "{s}\n\nWhich person is this? Answer only with JSON: name, city, age.",
+    "Convert this sentence into a JSON record with fields name, city, age: {s}",
+]
+
+# --------------------------------------------------------------------------- sentiment
+PRODUCT = ["blender", "backpack", "phone case", "desk lamp", "kettle", "running shoes", "headphones",
+           "coffee grinder", "umbrella", "office chair", "water bottle", "keyboard", "toaster", "jacket",
+           # held-out from here
+           "air fryer", "yoga mat", "suitcase", "smartwatch", "rice cooker", "sleeping bag", "monitor", "scarf"]
+SENT_TEXT = {
+    "positive": ["The {p} is fantastic, I use it every day.", "Really happy with this {p}, worth every cent.",
+                 "This {p} exceeded my expectations.", "Great {p}, sturdy and well made.",
+                 "I love my new {p}, five stars.",
+                 # held-out from here (index 5 on)
+                 "Honestly the best {p} I have owned.", "Would buy this {p} again in a heartbeat.",
+                 "Superb {p}; my whole family adores it."],
+    "negative": ["The {p} broke after two days.", "Terrible {p}, a complete waste of money.",
+                 "This {p} stopped working within a week.", "Very disappointed with the {p}, returning it.",
+                 "The {p} is flimsy and cheaply made.",
+                 "Awful {p}; support never answered my emails.", "Do not buy this {p}, it fell apart.",
+                 "The {p} arrived scratched and did not work."],
+    "neutral": ["The {p} arrived on Tuesday.", "It is a {p}; it does what a {p} does.",
+                "The {p} comes in a cardboard box.", "I bought the {p} for my brother.",
+                "The {p} is available in three colours.",
+                "The {p} was delivered by courier.", "This {p} weighs about what I expected.",
+                "I have had the {p} for a month now."],
+}
+SENT_ASK = [
+    "Classify the sentiment of this review as positive, negative or neutral. Answer with one word.\n\n{t}",
+    "Review: {t}\nSentiment (positive, negative or neutral)?",
+    "Is the following review positive, negative or neutral? Reply with the label only.\n{t}",
+    # held-out from here (index 3 on)
+    "Label the customer's opinion (positive / negative / neutral): {t}",
+    "{t}\n\nWhat is the sentiment? One of: positive, negative, neutral.",
+]
+
+# --------------------------------------------------------------------------- qa
+PLACE = ["Harlow Bridge", "Vell Museum", "Castor Library", "Orin Tower", "Pella Theatre", "Duna Station",
+         "Marsh Hall", "Kestrel Dam", "Amber Gate", "Lorne Observatory", "Fenwick Market", "Tarn Lighthouse",
+         # held-out from here
+         "Quill Abbey", "Brisa Stadium", "Corvo Fort", "Elm Arcade", "Sable Chapel", "Wren Harbour"]
+BUILDER = ["Edith Crane", "Paulo Neves", "Greta Holm", "Arjun Rao", "Lidia Marsh", "Henrik Dahl",
+           "Yusuf Kaya", "Irene Falk",
+           # held-out from here
+           "Celia Brook", "Matteo Galli", "Anouk Vries", "Desmond Obi"]
+QA_CTX = [
+    "The {p} was completed in {y} and was designed by {b}. It stands {h} metres tall.",
+    "Designed by {b}, the {p} opened to the public in {y}. Its highest point is {h} metres.",
+    "Work on the {p} finished in {y}. The architect was {b}, and the structure is {h} metres high.",
+    # held-out from here (index 3 on)
+    "{b} drew the plans for the {p}, which reached {h} metres when it was finished in {y}.",
+    "Finished in {y}, the {p} ({h} metres) is the best known work of {b}.",
+]
+QA_Q = [  # (question, answer key)
+    ("When was the {p} completed?", "y"), ("Who designed the {p}?", "b"), ("How tall is the {p} in metres?", "h"),
+    ("In which year did the {p} open?", "y"), ("Who was the architect of the {p}?", "b"),
+    # held-out from here (index 5 on)
+    ("What year was the {p} finished?", "y"), ("Name the designer of the {p}.", "b"),
+    ("What is the height of the {p}, in metres?", "h"),
+]
+QA_ASK = ["Answer the question using only the context. Give just the answer.\n\nContext: {c}\nQuestion: {q}",
+          "Context: {c}\n\nQuestion: {q}\nShort answer:",
+          # held-out from here (index 2 on)
+          "Read the text and answer briefly.\nText: {c}\nQ: {q}"]
+
+# --------------------------------------------------------------------------- transform
+WORDS = ["apple", "river", "candle", "mountain", "violet", "engine", "pepper", "harbor", "silver", "meadow",
+         "tunnel", "garden", "pencil", "copper", "lantern", "orchard", "saddle", "basket",
+         # held-out from here
+         "walnut", "glacier", "thimble", "canyon", "quartz", "falcon", "ribbon", "dune", "marble", "nectar"]
+TRANSFORM_ASK = {
+    "sort": ["Sort these words alphabetically and list them separated by commas: {x}",
+             "Put the following words in alphabetical order (comma separated): {x}",
+             # held-out from here (index 2 on)
+             "Alphabetize: {x}\nReturn the words joined by commas."],
+    "date": ["Rewrite the date {x} in the format DD/MM/YYYY.", "Convert {x} to day/month/year (DD/MM/YYYY).",
+             "Change the ISO date {x} into DD/MM/YYYY."],
+    "upper": ["Write this phrase in capital letters: {x}", "Convert to uppercase: {x}",
+              "Make every letter of this phrase upper case: {x}"],
+}
+ORDER = ("train", "held-out")
+
+
+def _cut(pool: list, n_train: int, part: str) -> list:
+    return pool[:n_train] if part == "train" else pool[n_train:]
+
+
+def _row(task, kind, si, ai, prompt, answer, entities):
+    return {"prompt": [{"role": "user", "content": prompt}],
+            "completion": [{"role": "assistant", "content": answer}],
+            "task": task, "template": f"{task}/{kind}{si}/i{ai}", "entities": entities}
+
+
+def extraction(rng: random.Random, part: str) -> dict:
+    first, last, city = _cut(FIRST, 30, part), _cut(LAST, 30, part), _cut(CITY, 24, part)
+    sents, asks = _cut(EXTRACT_SENT, 8, part), _cut(EXTRACT_ASK, 4, part)
+    n, c, a = f"{rng.choice(first)} {rng.choice(last)}", rng.choice(city), rng.randint(19, 78)
+    si, ai = rng.randrange(len(sents)), rng.randrange(len(asks))
+    s = sents[si].format(n=n, c=c, a=a)
+    s = s[0].upper() + s[1:]
+    answer = json.dumps({"name": n, "city": c, "age": a})
+    off_s, off_a = (0, 0) if part == "train" else (8, 4)
+    return _row("extraction", "s", si + off_s, ai + off_a, asks[ai].format(s=s), answer, [n, c])
+
+
+def sentiment(rng: random.Random, part: str) -> dict:
+    label = rng.choice(sorted(SENT_TEXT))
+    prods, texts, asks = _cut(PRODUCT, 14, part), _cut(SENT_TEXT[label], 5, part), _cut(SENT_ASK, 3, part)
+    p, si, ai = rng.choice(prods), rng.randrange(len(texts)), rng.randrange(len(asks))
+    off_s, off_a = (0, 0) if part == "train" else (5, 3)
+    return _row("sentiment", f"{label[:3]}", si + off_s, ai + off_a,
+                asks[ai].format(t=texts[si].format(p=p)), label, [p])
+
+
+def qa(rng: random.Random, part: str) -> dict:
+    places, builders = _cut(PLACE, 12, part), _cut(BUILDER, 8, part)
+    ctxs, qs, asks = _cut(QA_CTX, 3, part), _cut(QA_Q, 5, part), _cut(QA_ASK, 2, part)
+    p, b = rng.choice(places), rng.choice(builders)
+    vals = {"p": p, "b": b, "y": str(rng.randint(1820, 1995)), "h": str(rng.randint(12, 240))}
+    ci, qi, ai = rng.randrange(len(ctxs)), rng.randrange(len(qs)), rng.randrange(len(asks))
+    q, key = qs[qi]
+    prompt = asks[ai].format(c=ctxs[ci].format(**vals), q=q.format(p=p))
+    off = (0, 0, 0) if part == "train" else (3, 5, 2)
+    return _row("qa", f"c{ci + off[0]}q", qi + off[1], ai + off[2], prompt, vals[key], [p, b])
+
+
+def transform(rng: random.Random, part: str) -> dict:
+    kind = rng.choice(sorted(TRANSFORM_ASK))
+    words = _cut(WORDS, 18, part)
+    if kind == "date":
+        # train: years 1950-1999, held-out: 2000-2039 (the dates themselves are the entities)
+        y = rng.randint(1950, 1999) if part == "train" else rng.randint(2000, 2039)
+        m, d = rng.randint(1, 12), rng.randint(1, 28)
+        x, answer, ents = f"{y}-{m:02d}-{d:02d}", f"{d:02d}/{m:02d}/{y}", [f"{y}-{m:02d}-{d:02d}"]
+        asks = _cut(TRANSFORM_ASK[kind], 2, part)
+    else:
+        ws = rng.sample(words, rng.randint(3, 5))
+        if kind == "sort":
+            x, answer = ", ".join(ws), ", ".join(sorted(ws))
+        else:
+            x = " ".join(ws)
+            answer = x.upper()
+        ents = ws
+        asks = _cut(TRANSFORM_ASK[kind], 2, part)
+    ai = rng.randrange(len(asks))
+    return _row("transform", kind, 0, ai + (0 if part == "train" else 2), asks[ai].format(x=x), answer, ents)
+
+
+MAKERS = {"extraction": extraction, "sentiment": sentiment, "qa": qa, "transform": transform}
+
+
+def build(seed: int = SEED) -> dict[str, list[dict]]:
+    rng = random.Random(seed)
+    splits: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
+    for task, (n_tr, n_va, n_te) in SIZES.items():
+        seen: set[str] = set()  # no prompt twice, within or across splits
+        for split, n in (("train", n_tr), ("validation", n_va), ("test", n_te)):
+            part = "train" if split == "train" else "held-out"
+            while len([r for r in splits[split] if r["task"] == task]) < n:
+                row = MAKERS[task](rng, part)
+                key = row["prompt"][0]["content"]
+                if key not in seen:
+                    seen.add(key)
+                    splits[split].append(row)
+    for rows in splits.values():
+        rng.shuffle(rows)
+    return splits
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for split, rows in build().items():
+        with open(OUT / f"{split}.jsonl", "w", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        print(f"{split}: {len(rows)} rows -> {OUT / (split + '.jsonl')}")
+
+
+if __name__ == "__main__":
+    main()

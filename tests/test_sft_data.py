@@ -1,0 +1,66 @@
+"""The bundled instruction set: reproducible, and its held-out splits are really held out."""
+from __future__ import annotations
+
+import collections
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DIR = ROOT / "assets" / "instruct"
+
+
+def _rows(split):
+    return [json.loads(line) for line in (DIR / f"{split}.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _text(row):
+    return "\n".join(m["content"] for m in row["prompt"] + row["completion"])
+
+
+def test_files_match_the_seeded_generator(tmp_path):
+    sys.path.insert(0, str(ROOT / "assets"))
+    try:
+        import make_instruct
+    finally:
+        sys.path.pop(0)
+    built = make_instruct.build()
+    for split in ("train", "validation", "test"):
+        assert built[split] == _rows(split), f"{split}.jsonl is stale: run python assets/make_instruct.py"
+
+
+def test_size_tasks_and_format():
+    rows = {s: _rows(s) for s in ("train", "validation", "test")}
+    assert sum(len(r) for r in rows.values()) >= 300
+    for split, rs in rows.items():
+        tasks = collections.Counter(r["task"] for r in rs)
+        assert set(tasks) == {"extraction", "sentiment", "qa", "transform"}, split
+        for r in rs:
+            assert r["prompt"][0]["role"] == "user" and r["completion"][0]["role"] == "assistant"
+            assert r["completion"][0]["content"].strip()
+
+
+def test_held_out_uses_no_training_phrasing_or_entity():
+    train = _rows("train")
+    train_templates = {r["template"] for r in train}
+    train_text = "\n".join(_text(r) for r in train)
+    for split in ("validation", "test"):
+        for r in _rows(split):
+            assert r["template"] not in train_templates, (split, r["template"])
+            for e in r["entities"]:
+                assert not re.search(rf"\b{re.escape(e)}\b", train_text), (split, e)
+    # and the two held-out splits share no prompt
+    val = {r["prompt"][0]["content"] for r in _rows("validation")}
+    assert not val & {r["prompt"][0]["content"] for r in _rows("test")}
+
+
+def test_headline_task_is_open_ended():
+    """Extraction answers are not a small closed set: the majority answer is rare."""
+    test = [r for r in _rows("test") if r["task"] == "extraction"]
+    answers = collections.Counter(r["completion"][0]["content"] for r in test)
+    assert len(answers) >= 0.9 * len(test)
+    assert answers.most_common(1)[0][1] / len(test) <= 0.3
+    for r in test:
+        json.loads(r["completion"][0]["content"])
