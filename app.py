@@ -1,0 +1,185 @@
+"""Fine-tuning Lab — learn and do LLM fine-tuning hands-on, on your own GPU or CPU.
+
+    python app.py                          # http://127.0.0.1:7860
+    python app.py --port 7861 --host 0.0.0.0 --data-dir /data --model ./my-model
+
+Also a Hugging Face Space's app_file. The page is served first; the training libraries are
+imported and the model is loaded in the background, with its progress in the header.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import socket
+import sys
+import threading
+import time
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+TABS = [  # (title, module, what it teaches — shown while a tab is not built yet)
+    ("Dataset builder", "components.dataset_tab",
+     "import, map, validate and clean instruction, chat, preference and KTO datasets"),
+    ("LoRA explorer", "components.lora_tab",
+     "what rank, alpha and targets cost and buy, measured on real runs"),
+    ("SFT trainer", "components.sft_tab",
+     "LoRA or full supervised fine-tuning with TRL, live curves, stop and resume"),
+    ("Preference labeler", "components.preference_tab",
+     "people pick the better of two generations; DPO or ORPO trains on the stored pairs"),
+    ("RLHF loop", "components.rlhf_tab",
+     "generate, people rate, the model is updated from the ratings, round after round"),
+    ("Evaluation", "components.evaluation_tab",
+     "before/after metrics, worst examples, forgetting, run comparison"),
+]
+
+
+class ModelState:
+    """The header's model: loaded in a background thread so the page never waits for it."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.spec = None
+        self.state = "idle"
+        self.message = ""
+        self.loaded = None
+        self.seconds = None
+
+    def load_async(self, spec: str) -> None:
+        with self.lock:
+            if spec == self.spec and self.state in ("loading", "ready"):
+                return
+            self.spec, self.state, self.message, self.loaded = spec, "loading", "starting", None
+        threading.Thread(target=self._load, args=(spec,), daemon=True, name="model-load").start()
+
+    def _progress(self, spec, msg):
+        if self.spec == spec:
+            self.message = msg
+
+    def _load(self, spec: str) -> None:
+        t0 = time.perf_counter()
+        try:
+            from labs import models
+            loaded = models.CACHE.get(spec, progress=lambda m: self._progress(spec, m))
+        except Exception as e:  # noqa: BLE001 - shown in the header; the app keeps serving
+            from labs.models import ModelError
+            msg = str(e) if isinstance(e, ModelError) else f"model '{spec}': {type(e).__name__}: {e}"
+            if self.spec == spec:
+                self.state, self.message = "error", msg
+            return
+        if self.spec == spec:
+            self.loaded, self.state, self.seconds = loaded, "ready", time.perf_counter() - t0
+            self.message = loaded.header()
+
+    def header(self) -> str:
+        if self.state == "ready":
+            return f"**Model:** {self.message} · loaded in {self.seconds:.1f} s"
+        if self.state == "error":
+            return f"**Model:** ⚠️ {self.message}"
+        if self.state == "loading":
+            return f"**Model:** ⏳ loading `{self.spec}` — {self.message}"
+        return "**Model:** none"
+
+
+MODEL = ModelState()
+
+
+def build(default_model: str | None = None):
+    import gradio as gr
+
+    from components.shared import AppContext
+    from labs import models, paths, runs
+
+    default_model = default_model or models.DEFAULT_MODEL
+    theme = gr.themes.Soft(primary_hue="indigo")
+    with gr.Blocks(title="Fine-tuning Lab") as demo:
+        with gr.Row(equal_height=True):
+            gr.Markdown("## 🧪 Fine-tuning Lab", elem_id="lab-title")
+            model_spec = gr.Dropdown(
+                choices=[default_model] + [r for _, r in _adapter_choices(runs)], value=default_model,
+                allow_custom_value=True, label="Model (Hub id, local directory, or a run's adapter)", scale=3)
+        header = gr.Markdown(MODEL.header())
+        header_timer = gr.Timer(1.0)
+        ctx = AppContext(paths.data_dir(), model_spec)
+
+        for title, module, teaches in TABS:
+            with gr.Tab(title):
+                if importlib.util.find_spec(module) is None:
+                    gr.Markdown(f"**Coming next:** {teaches}. This tab is not built yet.")
+                else:
+                    importlib.import_module(module).build(ctx)
+
+        def on_pick(spec):
+            if not (spec or "").strip():
+                raise gr.Error("Model: give a Hub id, a local directory, or a run directory.")
+            MODEL.load_async(spec.strip())
+            return MODEL.header(), gr.Timer(active=True)
+
+        def tick():
+            done = MODEL.state in ("ready", "error")
+            return MODEL.header(), gr.Timer(active=not done)
+
+        model_spec.change(on_pick, model_spec, [header, header_timer], queue=False, api_name="pick_model")
+        header_timer.tick(tick, None, [header, header_timer], queue=False, show_progress="hidden",
+                          api_name="model_status")
+        demo.load(tick, None, [header, header_timer], queue=False)
+    demo.theme = theme
+    return demo
+
+
+def _adapter_choices(runs):
+    out = []
+    for r in runs.list_runs():
+        if (r.dir / "adapter" / "adapter_config.json").exists() or (r.dir / "model" / "config.json").exists():
+            out.append((r.id, str(r.dir)))
+    return out
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host if host not in ("0.0.0.0", "") else "0.0.0.0", port))
+            return True
+        except OSError:
+            return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python app.py", description="Fine-tuning Lab: a web app for LLM fine-tuning.")
+    ap.add_argument("--host", default=os.environ.get("LAB_HOST", "127.0.0.1"),
+                    help="address to listen on (0.0.0.0 for every interface); default 127.0.0.1")
+    ap.add_argument("--port", type=int, default=int(os.environ.get("LAB_PORT", os.environ.get("GRADIO_SERVER_PORT", 7860))),
+                    help="port; default 7860")
+    ap.add_argument("--model", default=os.environ.get("LAB_MODEL"),
+                    help="model spec: Hub id, local directory or run directory; default SmolLM2-135M-Instruct")
+    ap.add_argument("--data-dir", default=os.environ.get("LAB_DATA_DIR", "lab_data"),
+                    help="where runs, datasets, ratings and the model cache live; default ./lab_data")
+    ap.add_argument("--share", action="store_true", help="also open a public Gradio share link")
+    ap.add_argument("--no-preload", action="store_true", help="do not load the model at start")
+    a = ap.parse_args(argv)
+
+    from labs import paths
+    try:
+        paths.set_data_dir(a.data_dir)
+    except paths.DataDirError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not port_free(a.host, a.port):
+        print(f"error: port {a.port} on {a.host} is in use; choose another with --port (or PORT=… for make run)",
+              file=sys.stderr)
+        return 2
+
+    demo = build(a.model)
+    if not a.no_preload:
+        MODEL.load_async(a.model or __import__("labs.models", fromlist=["x"]).DEFAULT_MODEL)
+    print(f"Fine-tuning Lab: http://{a.host}:{a.port}  (data: {paths.data_dir()})", flush=True)
+    demo.queue(default_concurrency_limit=4).launch(
+        server_name=a.host, server_port=a.port, share=a.share, show_error=True, quiet=True,
+        allowed_paths=[str(paths.data_dir())])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Widgets every tab uses: the app context, the run monitor, run and dataset pickers.
+
+A tab's `build(ctx)` receives an AppContext; the run monitor follows any run directory live.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from labs import paths, runs
+
+GPU_QUEUE = dict(concurrency_id="gpu", concurrency_limit=1)  # one model-heavy handler at a time
+
+
+@dataclass
+class AppContext:
+    data_dir: Path
+    model_spec: gr.Dropdown | gr.Textbox  # the header's model picker; its value is a model spec string
+
+    def run_monitor(self, prefix: str, **kw) -> "RunMonitor":
+        return run_monitor(prefix, **kw)
+
+
+def default_context() -> AppContext:
+    """For running one tab alone (python -m components.<tab>): a plain model-spec box."""
+    from labs.models import DEFAULT_MODEL
+    box = gr.Textbox(value=DEFAULT_MODEL, label="Model", scale=3)
+    return AppContext(paths.data_dir(), box)
+
+
+# --------------------------------------------------------------------------- formatting
+def fmt_duration(seconds) -> str:
+    if seconds is None:
+        return "–"
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def run_choices(recipe: str | None = None) -> list[tuple[str, str]]:
+    out = []
+    for r in runs.list_runs():
+        st = r.status()
+        if recipe and st.get("recipe", r.recipe) != recipe:
+            continue
+        out.append((f"{r.id} · {st.get('state')}", r.id))
+    return out
+
+
+def status_markdown(run_id: str | None) -> str:
+    if not run_id:
+        return "No run selected."
+    try:
+        run = runs.get(run_id)
+    except runs.RunError as e:
+        return f"⚠️ {e}"
+    st = run.status()
+    state = st.get("state")
+    parts = [f"**{state}** · `{run.id}`"]
+    if state == "queued":
+        pos = st.get("queue_position")
+        parts.append(f"waiting for the training slot (place {pos} in the queue)" if pos else "starting")
+    step, total = st.get("step"), st.get("max_steps")
+    if step is not None and total:
+        parts.append(f"step {step}/{total} ({100 * step / total:.0f}%)")
+    if state in ("running", "stopping"):
+        parts.append(f"ETA {fmt_duration(st.get('eta_s'))}")
+    rows = run.metrics()
+    last = next((r for r in reversed(rows) if r.get("loss") is not None), None)
+    if last:
+        parts.append(f"loss {last['loss']:.4f}")
+    ev = next((r for r in reversed(rows) if r.get("eval_loss") is not None), None)
+    if ev:
+        parts.append(f"eval loss {ev['eval_loss']:.4f}")
+    tps = next((r["tokens_per_s"] for r in reversed(rows) if r.get("tokens_per_s")), None)
+    if tps:
+        parts.append(f"{tps:.0f} tokens/s")
+    return " · ".join(parts)
+
+
+def error_markdown(run_id: str | None) -> str:
+    if not run_id:
+        return ""
+    try:
+        run = runs.get(run_id)
+    except runs.RunError:
+        return ""
+    st = run.status()
+    state = st.get("state")
+    if state == "failed":
+        tail = st.get("log_tail") or run.log_tail(30)
+        advice = f"\n\n**What to try:** {st['advice']}" if st.get("advice") else ""
+        return f"### ❌ Run failed\n`{st.get('error')}`{advice}\n\nLast lines of the log:\n```\n{tail}\n```"
+    if state == "interrupted":
+        ck = run.latest_checkpoint()
+        res = f"Resume continues from `{ck.name}`." if ck else "It has no checkpoint: start it again."
+        return f"### ⚠️ Interrupted\n{st.get('error')}. {res}\n```\n{run.log_tail(10)}\n```"
+    if state == "corrupt":
+        return f"### ⚠️ Unreadable run directory\n{st.get('error')}"
+    return ""
+
+
+# --------------------------------------------------------------------------- run monitor
+@dataclass
+class RunMonitor:
+    run_id: gr.Dropdown
+    status: gr.Markdown
+    loss_plot: gr.Plot
+    error: gr.Markdown
+    timer: gr.Timer
+
+
+def refresh(run_id, smoothing=0.0, log_scale=False):
+    from labs.plots import loss_figure
+    rows = runs.get(run_id).metrics() if run_id and (runs.runs_dir() / run_id).is_dir() else []
+    fig = loss_figure({run_id or "run": rows}, smoothing=smoothing, log_scale=log_scale)
+    return status_markdown(run_id), fig, error_markdown(run_id)
+
+
+def _act(action, run_id):
+    if not run_id:
+        raise gr.Error("Pick a run first.")
+    try:
+        {"stop": runs.stop, "kill": runs.kill, "resume": runs.resume}[action](run_id)
+    except runs.RunError as e:
+        raise gr.Error(str(e)) from None
+    return status_markdown(run_id)
+
+
+def run_monitor(prefix: str, recipe: str | None = None, every_s: float = 2.0) -> RunMonitor:
+    """Progress with ETA, a live loss curve, Stop / Kill / Resume and the error panel for one run.
+
+    The run picker lists the runs of `recipe`; a page reload or an app restart re-attaches to them
+    because everything shown is read back from the run directory.
+    """
+    with gr.Group():
+        with gr.Row():
+            run_id = gr.Dropdown(choices=run_choices(recipe), label="Run", scale=4, allow_custom_value=True)
+            refresh_btn = gr.Button("↻", scale=0, min_width=40)
+            stop_btn = gr.Button("Stop (save checkpoint)", scale=1, variant="secondary")
+            kill_btn = gr.Button("Kill", scale=0, variant="stop")
+            resume_btn = gr.Button("Resume", scale=0)
+        status = gr.Markdown("No run selected.")
+        with gr.Row():
+            smoothing = gr.Slider(0, 0.95, value=0.0, step=0.05, label="Smoothing", scale=2)
+            log_scale = gr.Checkbox(label="Log scale", value=False, scale=1)
+        loss_plot = gr.Plot(label="Loss")
+        error = gr.Markdown()
+    timer = gr.Timer(every_s)
+
+    timer.tick(refresh, [run_id, smoothing, log_scale], [status, loss_plot, error],
+               queue=False, show_progress="hidden", api_name=f"{prefix}_run_status")
+    gr.on([run_id.change, smoothing.release, log_scale.change], refresh,
+          [run_id, smoothing, log_scale], [status, loss_plot, error], queue=False, show_api=False)
+    refresh_btn.click(lambda: gr.Dropdown(choices=run_choices(recipe)), None, run_id, queue=False)
+    for btn, action in ((stop_btn, "stop"), (kill_btn, "kill"), (resume_btn, "resume")):
+        btn.click(lambda rid, a=action: _act(a, rid), run_id, status, api_name=f"{prefix}_run_{action}")
+    return RunMonitor(run_id, status, loss_plot, error, timer)
+
+
+def dataset_choices() -> list[str]:
+    """Saved datasets (Dataset builder) plus the bundled samples, for every tab's dataset picker."""
+    names: list[str] = []
+    try:
+        from labs import data
+        names = list(data.list_datasets())
+    except (ImportError, AttributeError):
+        pass
+    return names
+
+
+def now() -> str:
+    return time.strftime("%H:%M:%S")
