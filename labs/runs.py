@@ -96,7 +96,7 @@ class Run:
 
     @property
     def recipe(self) -> str:
-        return self._raw_status().get("recipe") or self.config.get("recipe", "sft")
+        return self._raw_status().get("recipe") or "sft"
 
     def _raw_status(self) -> dict:
         try:
@@ -178,8 +178,8 @@ def create(recipe: str, config: dict, name: str | None = None) -> Run:
     rid = f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(name or recipe)}-{uuid.uuid4().hex[:4]}"
     d = runs_dir() / rid
     d.mkdir(parents=True)
-    cfg = {**config, "recipe": recipe}
-    (d / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    # The recipe is recorded in status.json, so config.yaml stays exactly the recipe's own config.
+    (d / "config.yaml").write_text(yaml.safe_dump(dict(config), sort_keys=False))
     _write_json(d / "status.json", {"state": "queued", "recipe": recipe, "name": name or recipe,
                                     "created_at": time.time(), "queued_at": time.time()})
     return Run(d)
@@ -408,26 +408,43 @@ def _wait_for_queue(run: Run) -> None:
         time.sleep(0.5)
 
 
-def _locate_run(config_path: Path) -> Run:
+def _locate_run(config_path: Path, recipe: str) -> Run:
     """The run a config belongs to: its own run dir, or a new run for a config kept elsewhere."""
     config_path = config_path.resolve()
     if (config_path.parent / "status.json").exists():
         return Run(config_path.parent)
-    cfg = yaml.safe_load(config_path.read_text()) or {}
-    recipe = cfg.get("recipe") or "sft"
-    run = create(recipe, cfg, name=config_path.stem)
-    print(f"run directory: {run.dir}", flush=True)
+    try:
+        cfg = yaml.safe_load(config_path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise RunError(f"config {config_path}: cannot be read ({e})") from None
+    group = os.environ.get("TORCHELASTIC_RUN_ID")
+    if group and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Under torchrun every rank arrives here: they share one run directory named by the launch.
+        d = runs_dir() / f"{_slug(config_path.stem)}-{_slug(group)}"
+        if _rank() == 0 and not (d / "status.json").exists():
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "config.yaml").write_text(yaml.safe_dump(dict(cfg), sort_keys=False))
+            _write_json(d / "status.json", {"state": "queued", "recipe": recipe, "name": config_path.stem,
+                                            "created_at": time.time(), "queued_at": time.time()})
+        deadline = time.monotonic() + 60
+        while not (d / "status.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        run = Run(d)
+    else:
+        run = create(recipe, cfg, name=config_path.stem)
+    if _rank() == 0:
+        print(f"run directory: {run.dir}", flush=True)
     return run
 
 
 @contextlib.contextmanager
-def recipe_session(config_path: str | os.PathLike, resume: bool | None = None):
+def recipe_session(config_path: str | os.PathLike, resume: bool | None = None, recipe: str = "sft"):
     """Wrap a recipe's work: queue, mark running, and record how it ended.
 
     resume=None takes the choice from status.json (runs.resume sets it); True resumes from the
     latest checkpoint. Under torchrun only rank 0 writes status and metrics.
     """
-    run = _locate_run(Path(config_path))
+    run = _locate_run(Path(config_path), recipe)
     st = run._raw_status()
     resume = st.get("resume", False) if resume is None else resume
     ckpt = run.latest_checkpoint() if resume else None
