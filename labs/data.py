@@ -1,0 +1,414 @@
+"""Datasets: read, detect, map columns, validate, clean, convert, preview the loss mask, split, save.
+
+    python -m labs.data inspect assets/formats/preference.jsonl
+    python -m labs.data convert assets/preference/preference.jsonl --to preference --out /tmp/dpo.jsonl
+    python -m labs.data convert reviews.csv --to sft --map "text=review,label=stars" --out /tmp/sft.jsonl
+    python -m labs.data list
+
+Saved datasets live in <data-dir>/datasets/<name>/: `hf/` (datasets.save_to_disk), one JSONL per
+split and meta.json (format, source, row counts, created time). Every tab lists them with
+`list_datasets()` and opens one with `load_saved(name)`.
+
+Bad input raises DataError with one line that says what and where; the CLI prints it and exits 2.
+The topic modules are re-exported here: labs.data_formats (detect, convert), labs.data_clean
+(validate, fixes, PII, split) and labs.data_mask (which tokens carry loss).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from labs import paths
+from labs.data_clean import (DEFAULT_NEAR_THRESHOLD, PII_KINDS, Problem, Report, apply_fix,  # noqa: F401
+                             label_counts, luhn_ok, near_duplicate_pairs, scrub_rows, scrub_text, split_rows,
+                             validate)
+from labs.data_formats import (FORMATS, DataError, Rows, apply_mapping, columns_of, conversation,  # noqa: F401
+                               convert, detect_format, pair, parse_mapping, required_columns, to_kto,
+                               to_preference, to_sft)
+from labs.data_mask import (balance_figure, length_figure, length_stats, mask_html, sequence_length,  # noqa: F401
+                            slide7_html, slide7_labels, training_ids, training_mask)
+
+EXTENSIONS = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+DEFAULT_MAX_MB = float(os.environ.get("LAB_MAX_UPLOAD_MB", "200"))
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# columns that hold structure; in CSV/TSV they arrive as JSON text and are parsed back
+STRUCTURED = {"messages", "conversations", "answers", "prompt", "chosen", "rejected", "completion"}
+
+
+def max_bytes_default() -> int:
+    return int(float(os.environ.get("LAB_MAX_UPLOAD_MB", DEFAULT_MAX_MB)) * 1024 * 1024)
+
+
+class Loaded(list):
+    """Rows read from a file, plus what was detected about them."""
+
+    def __init__(self, rows, *, source: str, fmt: str | None, reason: str):
+        super().__init__(rows)
+        self.source, self.format, self.reason = source, fmt, reason
+
+    @property
+    def columns(self) -> list[str]:
+        return columns_of(self)
+
+
+# --------------------------------------------------------------------------- reading
+def _mb(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB"
+
+
+def _decode(raw: bytes, name: str) -> str:
+    if b"\x00" in raw[:8192]:
+        raise DataError(f"{name} is a binary file, not text (JSONL, JSON, CSV or TSV expected)")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise DataError(f"{name} is not UTF-8 text: undecodable byte at line {line}; save it as UTF-8") from None
+
+
+def _jsonl(text: str, name: str) -> list[dict]:
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{name}: line {n} is not valid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{name}: line {n} is a JSON {type(obj).__name__}, expected an object {{...}}")
+        rows.append(obj)
+    return rows
+
+
+def _json(text: str, name: str) -> list[dict]:
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        if e.msg == "Extra data":  # one object per line in a .json file
+            return _jsonl(text, name)
+        raise DataError(f"{name}: invalid JSON at line {e.lineno} column {e.colno} ({e.msg})") from None
+    if isinstance(obj, dict):  # {"data": [...]} or {"train": [...]}
+        lists = [v for v in obj.values() if isinstance(v, list)]
+        if len(lists) == 1:
+            obj = lists[0]
+        else:
+            obj = [obj]
+    if not isinstance(obj, list):
+        raise DataError(f"{name}: expected a list of objects, got a JSON {type(obj).__name__}")
+    for k, r in enumerate(obj, 1):
+        if not isinstance(r, dict):
+            raise DataError(f"{name}: item {k} is a JSON {type(r).__name__}, expected an object {{...}}")
+    return obj
+
+
+def _csv(text: str, name: str, delimiter: str) -> list[dict]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DataError(f"{name} is empty") from None
+    header = [h.strip() for h in header]
+    if len(set(header)) != len(header) or not all(header):
+        raise DataError(f"{name}: the header row has empty or repeated column names: {header}")
+    rows = []
+    try:
+        for rec in reader:
+            if not rec or not any(c.strip() for c in rec):
+                continue
+            if len(rec) != len(header):
+                raise DataError(f"{name}: row {len(rows) + 1} (line {reader.line_num}) has {len(rec)} fields, "
+                                f"the header has {len(header)} ({', '.join(header)})")
+            row = dict(zip(header, rec))
+            for k in STRUCTURED & set(header):
+                v = row[k].strip()
+                if v[:1] in "[{":
+                    try:
+                        row[k] = json.loads(v)
+                    except json.JSONDecodeError:
+                        pass
+            rows.append(row)
+    except csv.Error as e:
+        raise DataError(f"{name}: malformed CSV at line {reader.line_num} ({e})") from None
+    return rows
+
+
+def _parquet(path: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise DataError(f"{path.name} is not a readable Parquet file ({str(e).splitlines()[0][:120]})") from None
+    return table.to_pylist()
+
+
+def read_rows(path: str | os.PathLike, max_bytes: int | None = None) -> list[dict]:
+    """Rows of a JSONL / JSON / CSV / TSV / Parquet file, checked for size, encoding and shape."""
+    p = Path(path)
+    name = p.name
+    if not p.exists():
+        raise DataError(f"{p} does not exist")
+    if p.is_dir():
+        if (p / "dataset_dict.json").exists() or (p / "dataset_info.json").exists():
+            return _from_disk(p)
+        raise DataError(f"{p} is a folder; give a file ({', '.join(EXTENSIONS)}) or a save_to_disk folder")
+    ext = "".join(p.suffixes[-1:]).lower()
+    if ext not in EXTENSIONS:
+        raise DataError(f"{name}: unsupported extension '{ext or '(none)'}'; use one of {', '.join(EXTENSIONS)}")
+    limit = max_bytes if max_bytes is not None else max_bytes_default()
+    size = p.stat().st_size
+    if size > limit:
+        raise DataError(f"{name} is {_mb(size)}, over the upload limit of {_mb(limit)} "
+                        "(raise it with LAB_MAX_UPLOAD_MB)")
+    if size == 0:
+        raise DataError(f"{name} is empty")
+    if ext == ".parquet":
+        with open(p, "rb") as f:
+            if f.read(4) != b"PAR1":
+                raise DataError(f"{name} is not a Parquet file (no PAR1 header)")
+        rows = _parquet(p)
+    else:
+        text = _decode(p.read_bytes(), name)
+        if not text.strip():
+            raise DataError(f"{name} is empty")
+        rows = {".jsonl": _jsonl, ".json": _json}.get(ext, lambda t, n: _csv(t, n, "\t" if ext == ".tsv" else ","))(
+            text, name)
+    if not rows:
+        raise DataError(f"{name} has no rows")
+    return rows
+
+
+def _from_disk(p: Path) -> list[dict]:
+    import datasets
+    d = datasets.load_from_disk(str(p))
+    if isinstance(d, datasets.DatasetDict):
+        d = d["train"] if "train" in d else d[next(iter(d))]
+    return d.to_list()
+
+
+def read_file(path: str | os.PathLike, max_bytes: int | None = None, fmt: str | None = None,
+              mapping=None) -> Loaded:
+    """Read a file and detect its format: Loaded(rows) with .format, .reason, .columns, .source."""
+    rows = read_rows(path, max_bytes)
+    return detect(rows, source=str(path), fmt=fmt, mapping=mapping)
+
+
+def detect(rows: list[dict], *, source: str = "rows", fmt: str | None = None, mapping=None) -> Loaded:
+    """Detect (or take) the format and apply the column mapping. Raises DataError when nothing fits."""
+    if mapping:
+        if not fmt:
+            raise DataError("a column mapping needs a format to map to (choose one instead of auto)")
+        rows = apply_mapping(rows, fmt, mapping)
+        return Loaded(rows, source=source, fmt=fmt, reason=f"chosen by hand, columns mapped: {parse_mapping(mapping)}")
+    if fmt:
+        rows = apply_mapping(rows, fmt)
+        return Loaded(rows, source=source, fmt=fmt, reason="chosen by hand")
+    f, reason = detect_format(rows)
+    return Loaded(apply_mapping(rows, f), source=source, fmt=f, reason=reason)
+
+
+# --------------------------------------------------------------------------- Hugging Face Hub
+def hub_status() -> str | None:
+    """None when the Hub can be used, else the reason it cannot (checked fast: env, then a 3 s probe)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return "the Hugging Face Hub is off (HF_HUB_OFFLINE=1); upload a file or give a local path instead"
+    from labs import models
+    if not models.hub_reachable():
+        return "the Hugging Face Hub cannot be reached from this machine; upload a file or give a local path instead"
+    return None
+
+
+def load_hub(dataset_id: str, split: str = "train", config: str | None = None, max_rows: int = 50_000) -> Loaded:
+    """Rows of a Hub dataset split (first max_rows), with its detected format."""
+    if not dataset_id or not re.match(r"^[\w.-]+(/[\w.-]+)?$", dataset_id.strip()):
+        raise DataError(f"{dataset_id!r} is not a Hub dataset id like 'trl-lib/ultrafeedback_binarized'")
+    reason = hub_status()
+    if reason:
+        raise DataError(reason)
+    import datasets
+    try:
+        ds = datasets.load_dataset(dataset_id.strip(), config, split=f"{split}[:{max_rows}]")
+    except Exception as e:  # the Hub raises many kinds; the first line says which
+        raise DataError(f"could not load {dataset_id} split {split}: {str(e).splitlines()[0][:200]}") from None
+    return detect(ds.to_list(), source=f"hub:{dataset_id}:{split}")
+
+
+def push_to_hub(name: str, repo_id: str, token: str | None = None, private: bool = True,
+                data_dir: Path | None = None) -> str:
+    """Push a saved dataset to the Hub; the token comes from the argument or HF_TOKEN."""
+    token = token or os.environ.get("HF_TOKEN")
+    if not token:
+        raise DataError("no Hugging Face token: set HF_TOKEN (a write token) to push datasets")
+    reason = hub_status()
+    if reason:
+        raise DataError(reason.split(";")[0] + "; the dataset stays saved locally")
+    dd = load_saved(name, data_dir)
+    try:
+        dd.push_to_hub(repo_id, token=token, private=private)
+    except Exception as e:
+        raise DataError(f"push to {repo_id} failed: {str(e).splitlines()[0][:200]}") from None
+    return f"https://huggingface.co/datasets/{repo_id}"
+
+
+# --------------------------------------------------------------------------- saved datasets
+def datasets_dir(data_dir: Path | None = None) -> Path:
+    return paths.subdir("datasets", Path(data_dir) if data_dir else None)
+
+
+def list_datasets(data_dir: Path | None = None) -> list[str]:
+    """Names of saved datasets, newest first."""
+    d = datasets_dir(data_dir)
+    found = [p for p in d.iterdir() if (p / "meta.json").is_file() and (p / "hf").is_dir()]
+    return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def dataset_meta(name: str, data_dir: Path | None = None) -> dict:
+    p = datasets_dir(data_dir) / name / "meta.json"
+    if not p.is_file():
+        raise DataError(f"no saved dataset named {name!r}; saved: {', '.join(list_datasets(data_dir)) or 'none'}")
+    return json.loads(p.read_text())
+
+
+def load_saved(name: str, data_dir: Path | None = None):
+    """The saved dataset as a datasets.DatasetDict (train / validation / test, as present)."""
+    import datasets
+    dataset_meta(name, data_dir)
+    return datasets.load_from_disk(str(datasets_dir(data_dir) / name / "hf"))
+
+
+def save_dataset(name: str, dataset_dict, data_dir: Path | None = None, *, fmt: str | None = None,
+                 source: str = "", overwrite: bool = False, extra: dict | None = None) -> Path:
+    """Write <data-dir>/datasets/<name>/ (hf/ via save_to_disk, <split>.jsonl, meta.json); returns the folder.
+
+    `dataset_dict`: a datasets.DatasetDict or {"train": [rows], ...}. Refuses to replace an existing
+    dataset unless overwrite=True; writes into a temporary folder first so a failure leaves nothing half-written."""
+    import datasets
+    if not _NAME.match(name or ""):
+        raise DataError(f"dataset name {name!r}: use letters, digits, '-', '_' or '.', up to 64 characters")
+    if not isinstance(dataset_dict, datasets.DatasetDict):
+        try:
+            dataset_dict = datasets.DatasetDict({k: datasets.Dataset.from_list(list(v))
+                                                 for k, v in dataset_dict.items() if len(v)})
+        except Exception as e:  # pyarrow cannot hold rows whose fields change type
+            raise DataError(f"rows cannot be stored together: {str(e).splitlines()[0][:200]}") from None
+    if not len(dataset_dict):
+        raise DataError("nothing to save: every split is empty")
+    root = datasets_dir(data_dir)
+    final = root / name
+    if final.exists() and not overwrite:
+        raise DataError(f"a dataset named {name!r} already exists; choose another name or allow overwrite")
+    tmp = root / f".{name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    dataset_dict.save_to_disk(str(tmp / "hf"))
+    counts = {}
+    for split, ds in dataset_dict.items():
+        with open(tmp / f"{split}.jsonl", "w", encoding="utf-8") as f:
+            for row in ds:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        counts[split] = len(ds)
+    meta = {"name": name, "format": fmt, "source": source, "rows": counts,
+            "columns": list(next(iter(dataset_dict.values())).column_names),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {})}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    return final
+
+
+def write_jsonl(rows, out: str | os.PathLike) -> int:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return len(rows)
+
+
+def samples() -> dict[str, Path]:
+    """Bundled sample files: {"preference/preference.jsonl": path, ...} (see assets/make_samples.py)."""
+    out = {}
+    for p in sorted(ASSETS.rglob("*")):
+        if p.is_file() and p.suffix in EXTENSIONS and "__pycache__" not in p.parts:
+            out[str(p.relative_to(ASSETS))] = p
+    return out
+
+
+# --------------------------------------------------------------------------- CLI
+def _inspect(args) -> int:
+    data = read_file(args.file, fmt=args.format, mapping=args.map)
+    report = validate(data, data.format, near_threshold=args.near)
+    print(f"file:     {data.source}")
+    print(f"format:   {data.format} ({data.reason})")
+    print(f"columns:  {', '.join(data.columns)}")
+    print(f"rows:     {len(data)}")
+    counts = label_counts(data, data.format)
+    if counts:
+        print(f"labels:   {', '.join(f'{k}: {v}' for k, v in counts.most_common())}")
+    if report.ok():
+        print("problems: none")
+    for p in report.problems:
+        rows = ", ".join(map(str, p.rows[:10])) + (" ..." if p.count > 10 else "")
+        print(f"problem:  {p.title}{' (' + p.detail + ')' if p.detail else ''}: {p.count} rows [{rows}]"
+              f"{' fix: ' + p.fix if p.fix else ''}")
+    return 0
+
+
+def _convert(args) -> int:
+    data = read_file(args.file, fmt=args.format, mapping=args.map)
+    kw = {"form": args.form} if args.to == "sft" else {}
+    out = convert(data, args.to, data.format, conversational=not args.standard, **kw)
+    if not out:
+        raise DataError(f"no rows could be converted to {args.to}"
+                        + (f"; first problem: row {out.skipped[0][0]}: {out.skipped[0][1]}" if out.skipped else ""))
+    n = write_jsonl(out, args.out)
+    print(f"detected format: {data.format} ({data.reason})")
+    print(f"wrote {n} rows to {args.out}" + (f"; skipped {len(out.skipped)}" if out.skipped else ""))
+    for i, why in out.skipped[:10]:
+        print(f"  skipped row {i}: {why}")
+    return 0
+
+
+def _list(args) -> int:
+    for name in list_datasets():
+        m = dataset_meta(name)
+        print(f"{name}\t{m.get('format')}\t{m.get('rows')}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m labs.data", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for cmd in ("inspect", "convert"):
+        s = sub.add_parser(cmd)
+        s.add_argument("file")
+        s.add_argument("--format", choices=list(FORMATS), help="skip detection and read the file as this format")
+        s.add_argument("--map", help='column mapping, e.g. "instruction=question,output=answer"')
+        if cmd == "inspect":
+            s.add_argument("--near", type=float, default=DEFAULT_NEAR_THRESHOLD, help="near-duplicate Jaccard threshold")
+        else:
+            s.add_argument("--to", required=True, choices=["sft", "preference", "kto"])
+            s.add_argument("--out", required=True)
+            s.add_argument("--form", default="prompt_completion", choices=["prompt_completion", "messages"])
+            s.add_argument("--standard", action="store_true", help="plain strings instead of message lists")
+    sub.add_parser("list")
+    args = ap.parse_args(argv)
+    try:
+        return {"inspect": _inspect, "convert": _convert, "list": _list}[args.cmd](args)
+    except (DataError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
