@@ -5,7 +5,7 @@
     new_rows, changes = scrub_rows(rows, kinds=("email", "phone", "ip", "card"))
 
 Near duplicates: Jaccard similarity of the sets of character 5-grams of the row's text (lower-cased,
-whitespace collapsed). Candidates come from MinHash (64 hashes, 16 bands of 4 rows: a pair at Jaccard
+punctuation dropped, whitespace collapsed). Candidates come from MinHash (64 hashes, 16 bands of 4 rows: a pair at Jaccard
 0.8 becomes a candidate with probability 1-(1-0.8^4)^16 ≈ 99.99%), then every candidate pair is
 checked with its exact Jaccard against the threshold, so what is reported is exact, not estimated.
 """
@@ -81,7 +81,8 @@ def row_text(row: dict) -> str:
 
 
 def _norm(s: str) -> str:
-    return re.sub(r"\s+", " ", s.lower()).strip()
+    """Lower case, punctuation dropped, whitespace collapsed: "Hi, there!" and "hi there" are the same."""
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", s.lower())).strip()
 
 
 def shingles(s: str, n: int = SHINGLE) -> set[int]:

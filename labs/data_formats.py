@@ -369,9 +369,11 @@ def _labels_of(rows):
 
 # --------------------------------------------------------------------------- converters
 def to_sft(rows: list[dict], fmt: str | None = None, mapping=None, *, form: str = "prompt_completion",
-           conversational: bool = True, system: str | None = None) -> Rows:
+           conversational: bool = True, system: str | None = None, all_turns: bool = False) -> Rows:
     """Rows -> SFTTrainer input. form: "prompt_completion" (default; trains on the answer only) or "messages".
 
+    A prompt/completion row trains only the last assistant turn; all_turns=True makes one row per
+    assistant turn of a multi-turn conversation, so every assistant turn is trained once.
     Preference rows give their chosen answer; KTO rows only their good (label true) answers."""
     if form not in ("prompt_completion", "messages"):
         raise DataError(f"SFT form {form!r} is not one of prompt_completion, messages")
@@ -396,8 +398,11 @@ def to_sft(rows: list[dict], fmt: str | None = None, mapping=None, *, form: str 
             prompt, completion = _split_last_assistant(msgs)
             if form == "messages":
                 out.append({"messages": prompt + completion})
-            else:
-                r = {"prompt": prompt, "completion": completion}
+                continue
+            cuts = [k for k, m in enumerate(msgs) if m["role"] == "assistant" and k > 0] if all_turns else []
+            pairs = [(msgs[:k], [msgs[k]]) for k in cuts if msgs[k]["content"].strip()] or [(prompt, completion)]
+            for p, c in pairs:
+                r = {"prompt": p, "completion": c}
                 out.append(r if conversational else _standard(r))
         except ValueError as e:
             skipped.append((i, str(e)))

@@ -1,0 +1,119 @@
+"""Reading files (and refusing bad ones with one clear line), saved datasets, the Hub offline, the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from labs import data
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "labs.data", *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("empty.jsonl", b"", "empty.jsonl is empty"),
+    ("blank.jsonl", b"\n  \n", "blank.jsonl is empty"),
+    ("data.xlsx", b"PK\x03\x04", "unsupported extension '.xlsx'"),
+    ("bin.jsonl", b"\x00\x01\x02\x89PNG" * 10, "is a binary file"),
+    ("latin.csv", "text,label\ncaf\xe9,x\n".encode("latin-1"), "not UTF-8 text: undecodable byte at line 2"),
+    ("broken.jsonl", b'{"text": "a"}\n{"text": "b"}\n{"text": "c",}\n', "line 3 is not valid JSON"),
+    ("list.jsonl", b'{"text": "a"}\n[1, 2]\n', "line 2 is a JSON list"),
+    ("ragged.csv", b"prompt,completion\na,b\nc,d,e\n", "row 2 (line 3) has 3 fields, the header has 2"),
+    ("fake.parquet", b"not parquet at all", "not a Parquet file"),
+    ("bad.json", b'{"a": [1, 2', "invalid JSON at line 1"),
+])
+def test_bad_files_get_one_clear_line(tmp_path, name, content, message):
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(data.DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        data.read_file(p)
+    r = _cli("inspect", str(p)) if name == "broken.jsonl" else None
+    if r:
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        assert r.stderr.strip().count("\n") == 0 and "line 3" in r.stderr
+
+
+def test_size_limit_is_named(tmp_path, monkeypatch):
+    p = tmp_path / "big.jsonl"
+    p.write_text('{"text": "%s"}\n' % ("x" * 3000))
+    with pytest.raises(data.DataError, match=r"over the upload limit of 0.0 MB"):
+        data.read_file(p, max_bytes=1000)
+    monkeypatch.setenv("LAB_MAX_UPLOAD_MB", "0.001")
+    with pytest.raises(data.DataError, match="LAB_MAX_UPLOAD_MB"):
+        data.read_file(p)
+
+
+def test_missing_required_column_names_it(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("instruction,answer_text\nhi,there\n")
+    with pytest.raises(data.DataError, match="needs column 'output', which is missing; columns found: instruction, answer_text"):
+        data.read_file(p, fmt="instruction")
+    r = _cli("convert", str(p), "--to", "sft", "--format", "instruction", "--out", str(tmp_path / "o.jsonl"))
+    assert r.returncode == 2 and "columns found: instruction, answer_text" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_csv_json_cells_and_json_shapes(tmp_path):
+    p = tmp_path / "m.csv"
+    p.write_text('messages\n"[{""role"": ""user"", ""content"": ""hi""}, {""role"": ""assistant"", ""content"": ""yo""}]"\n')
+    assert data.read_file(p).format == "messages"
+    q = tmp_path / "wrapped.json"
+    q.write_text(json.dumps({"data": [{"text": "a"}, {"text": "b"}]}))
+    assert len(data.read_file(q)) == 2
+    j = tmp_path / "lines.json"
+    j.write_text('{"text": "a"}\n{"text": "b"}\n')
+    assert len(data.read_file(j)) == 2
+
+
+def test_save_list_load_roundtrip(data_dir):
+    rows = data.to_preference(data.read_file("assets/formats/preference.jsonl"))
+    splits = data.split_rows(rows, validation=0.2, test=0.2, seed=1)
+    path = data.save_dataset("prefs", splits, fmt="preference", source="assets/formats/preference.jsonl")
+    assert path == data_dir / "datasets" / "prefs"
+    assert (path / "train.jsonl").exists() and (path / "hf").is_dir()
+    meta = json.loads((path / "meta.json").read_text())
+    assert meta["format"] == "preference" and sum(meta["rows"].values()) == 6 and meta["created"]
+    assert data.list_datasets() == ["prefs"]
+    dd = data.load_saved("prefs")
+    assert set(dd) == set(splits) and dd["train"][0]["chosen"][0]["role"] == "assistant"
+    with pytest.raises(data.DataError, match="already exists"):
+        data.save_dataset("prefs", splits)
+    with pytest.raises(data.DataError, match="dataset name"):
+        data.save_dataset("../evil", splits)
+    with pytest.raises(data.DataError, match="no saved dataset named 'nope'"):
+        data.load_saved("nope")
+    # a saved folder can be read back as input too
+    assert len(data.read_file(path / "hf")) == len(splits["train"])
+
+
+def test_hub_fails_fast_offline(monkeypatch, data_dir):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(data.DataError, match=r"Hub is off \(HF_HUB_OFFLINE=1\)"):
+        data.load_hub("trl-lib/ultrafeedback_binarized", "train")
+    with pytest.raises(data.DataError, match="not a Hub dataset id"):
+        data.load_hub("not a valid id!", "train")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(data.DataError, match="set HF_TOKEN"):
+        data.push_to_hub("x", "me/x")
+    monkeypatch.setenv("HF_TOKEN", "hf_dummy")
+    with pytest.raises(data.DataError, match="stays saved locally"):
+        data.push_to_hub("x", "me/x")
+
+
+def test_cli_inspect_and_convert(tmp_path):
+    r = _cli("inspect", "assets/sentiment/reviews.csv")
+    assert r.returncode == 0
+    assert "format:   classification" in r.stdout and "rows:     300" in r.stdout and "labels:" in r.stdout
+    out = tmp_path / "sft.jsonl"
+    r = _cli("convert", "assets/formats/sharegpt.json", "--to", "sft", "--out", str(out))
+    assert r.returncode == 0 and "detected format: sharegpt" in r.stdout and "wrote 4 rows" in r.stdout
+    assert len(out.read_text().splitlines()) == 4
+    r = _cli("convert", "assets/formats/text.jsonl", "--to", "kto", "--out", str(out))
+    assert r.returncode == 2 and r.stderr.startswith("error: format text has no preferences")
+    r = _cli("inspect", str(tmp_path / "missing.jsonl"))
+    assert r.returncode == 2 and "does not exist" in r.stderr
