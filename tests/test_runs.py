@@ -1,0 +1,126 @@
+"""The run engine: detached jobs, progress, stop, resume, kill, failure report, re-attach, queue.
+
+Every job here is the real SFT recipe on a tiny in-process-built model, launched as its CLI.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from labs import runs
+
+
+def tiny_config(model_dir, **kw) -> dict:
+    cfg = dict(model=str(model_dir), dataset="instruct", max_steps=2000, batch_size=2, max_length=96,
+               logging_steps=1, eval_steps=0, eval_rows=0, early_stopping_patience=0, learning_rate=1e-3,
+               device="cpu", precision="fp32", save_total_limit=2)
+    cfg.update(kw)
+    return cfg
+
+
+def wait_for(pred, timeout=120, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_start_progress_stop_resume_and_crash(data_dir, tiny_model_dir):
+    run = runs.submit("sft", tiny_config(tiny_model_dir), name="lifecycle")
+    assert (run.dir / "config.yaml").exists()
+    wait_for(lambda: len([r for r in run.metrics() if r.get("loss") is not None]) >= 3, what="loss rows")
+    st = run.status()
+    assert st["state"] == "running" and st["max_steps"] == 2000
+    row = next(r for r in run.metrics() if r.get("loss") is not None)
+    assert {"step", "epoch", "loss", "learning_rate", "elapsed_s"} <= set(row)
+
+    # Graceful stop: finishes the step, saves a checkpoint, ends as "stopped".
+    runs.stop(run.id)
+    final = runs.wait(run.id, timeout_s=120)
+    assert final["state"] == "stopped", final
+    ckpt = run.latest_checkpoint()
+    assert ckpt is not None
+    stopped_at = int(ckpt.name.split("-")[1])
+    rec = run.record()
+    assert rec["versions"]["trl"] and rec["model_source"]["kind"] == "local" and rec.get("data_hash")
+
+    # Resume continues from the checkpoint, not from step 0.
+    runs.resume(run.id)
+    wait_for(lambda: run.status().get("state") == "running" and (run.status().get("step") or 0) > stopped_at,
+             what="progress after resume")
+    assert run.status()["resumed_from"].endswith(ckpt.name)
+    steps = [r["step"] for r in run.metrics() if r.get("loss") is not None]
+    assert min(s for s in steps if s > stopped_at) == stopped_at + 1  # no restart from 0
+
+    # A restarted app sees the same truth from the run directory alone; a job whose process died
+    # without a final status (machine crash) shows as interrupted, with Resume offered.
+    assert runs.get(run.id).status()["state"] == "running"
+    os.killpg(os.getpgid(run.status()["pid"]), signal.SIGKILL)
+    st = wait_for(lambda: run.status() if run.status()["state"] == "interrupted" else None, what="interrupted")
+    assert "without a final status" in st["error"]
+    from components.shared import error_markdown
+    assert "Resume continues from" in error_markdown(run.id)
+
+
+def test_failed_job_reports_error_and_log(data_dir, tiny_model_dir):
+    run = runs.submit("sft", tiny_config(tiny_model_dir, dataset="no-such-dataset"))
+    st = runs.wait(run.id, timeout_s=120)
+    assert st["state"] == "failed"
+    assert "no-such-dataset" in st["error"]
+    assert st["log_tail"]
+    from components.shared import error_markdown
+    assert "Run failed" in error_markdown(run.id) and "no-such-dataset" in error_markdown(run.id)
+
+
+def test_queue_runs_one_job_at_a_time(data_dir, tiny_model_dir):
+    first = runs.submit("sft", tiny_config(tiny_model_dir), name="first")
+    second = runs.submit("sft", tiny_config(tiny_model_dir), name="second")
+    wait_for(lambda: first.status()["state"] == "running", what="first running")
+    time.sleep(2)
+    st2 = second.status()
+    assert st2["state"] == "queued" and st2["queue_position"] == 1
+    # Hard kill: the whole process tree ends at once, and the next job in the queue starts.
+    pid = first.status()["pid"]
+    runs.kill(first.id)
+    assert first.status()["state"] == "stopped" and first.status()["note"] == "killed"
+    assert not runs._proc_alive(pid, None)
+    wait_for(lambda: second.status()["state"] == "running", what="second starts after the first")
+    runs.stop(second.id)
+    assert runs.wait(second.id)["state"] == "stopped"
+
+
+def test_corrupt_and_refused(data_dir, monkeypatch):
+    bad = runs.runs_dir() / "20260101-000000-broken-0000"
+    bad.mkdir()
+    (bad / "status.json").write_text("{not json")
+    half = runs.runs_dir() / "20260101-000001-half-0000"
+    half.mkdir()
+    (half / "status.json").write_text(json.dumps({"state": "running", "pid": 1}))
+    sts = {r.id: r.status() for r in runs.list_runs()}
+    assert sts[bad.name]["state"] == "corrupt" and "unreadable" in sts[bad.name]["error"]
+    assert sts[half.name]["state"] == "corrupt" and "config.yaml is missing" in sts[half.name]["error"]
+    from components.shared import error_markdown, status_markdown
+    assert "Unreadable run directory" in error_markdown(bad.name)
+    assert "no run" in status_markdown("nope")
+    with pytest.raises(runs.RunError, match="unknown recipe"):
+        runs.create("rm -rf", {})
+    with pytest.raises(runs.RunError, match="no run 'missing'"):
+        runs.stop("missing")
+    monkeypatch.setattr(runs, "MIN_FREE_GB", 1e9)
+    with pytest.raises(runs.RunError, match="GB free"):
+        runs.submit("sft", {})
+    assert runs.main(["stop"]) == 2
+
+
+def test_delete_refuses_active_and_removes_finished(data_dir):
+    run = runs.create("sft", {"model": "x"})
+    run.set_status(state="finished")
+    runs.delete(run.id)
+    assert not run.dir.exists()
