@@ -1,0 +1,410 @@
+"""Dataset builder tab: import, detect, preview what the model trains on, validate, clean, split, save.
+
+    python -m components.dataset_tab          # this tab alone on http://127.0.0.1:7860
+
+Every handler is a plain function of values around labs.data; the rows being built live in a
+per-browser gr.State, and what is saved goes to <data-dir>/datasets/<name>/ for the other tabs.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from labs import data, models
+
+FORMAT_CHOICES = ["auto"] + list(data.FORMATS)
+PREVIEW_ROWS = 200
+EMPTY = {"rows": [], "format": None, "reason": "", "source": ""}
+
+
+@functools.lru_cache(maxsize=4)
+def _tokenizer(spec: str):
+    return models.load_tokenizer(spec or None)
+
+
+def _cell(v):
+    return v if isinstance(v, (str, int, float, bool)) or v is None else json.dumps(v, ensure_ascii=False)
+
+
+def _frame(rows: list[dict], limit: int = PREVIEW_ROWS) -> pd.DataFrame:
+    cols = data.columns_of(rows)
+    return pd.DataFrame([[_cell(r.get(c)) for c in cols] for r in rows[:limit]], columns=cols or ["(empty)"])
+
+
+def _summary(st: dict) -> str:
+    if not st["rows"]:
+        return "No data loaded yet."
+    return (f"**{len(st['rows'])} rows** from `{st['source']}` · format **{st['format']}** — {st['reason']}  \n"
+            f"columns: {', '.join(data.columns_of(st['rows']))}")
+
+
+def _ingest(load, fmt, mapping, st):
+    """Run a loader; on bad input keep the previous rows and say what was wrong."""
+    try:
+        loaded = load()
+        loaded = data.detect(list(loaded), source=getattr(loaded, "source", "table"),
+                             fmt=None if fmt in (None, "", "auto") else fmt, mapping=mapping or None)
+    except (data.DataError, models.ModelError, OSError) as e:
+        gr.Warning(str(e))
+        return st, f"⚠️ {e}", _frame(st["rows"]), _frame(st["rows"])
+    st = {"rows": list(loaded), "format": loaded.format, "reason": loaded.reason, "source": loaded.source}
+    return st, _summary(st), _frame(st["rows"]), _frame(st["rows"])
+
+
+# --------------------------------------------------------------------------- import
+def load_file(file, fmt, mapping, st):
+    if not file:
+        return _ingest(lambda: (_ for _ in ()).throw(data.DataError("choose a file to upload first")), fmt, mapping, st)
+    path = file if isinstance(file, str) else getattr(file, "name", str(file))
+    return _ingest(lambda: data.read_file(path), fmt, mapping, st)
+
+
+def load_path(path, fmt, mapping, st):
+    return _ingest(lambda: data.read_file(Path(path.strip()).expanduser()) if path and path.strip()
+                   else (_ for _ in ()).throw(data.DataError("type a file or folder path first")), fmt, mapping, st)
+
+
+def load_sample(name, fmt, mapping, st):
+    samples = data.samples()
+    if name not in samples:
+        return _ingest(lambda: (_ for _ in ()).throw(data.DataError(f"no bundled sample {name!r}")), fmt, mapping, st)
+    return _ingest(lambda: data.read_file(samples[name]), fmt, mapping, st)
+
+
+def load_hub(dataset_id, split, fmt, mapping, st):
+    return _ingest(lambda: data.load_hub(dataset_id or "", split or "train"), fmt, mapping, st)
+
+
+def load_table(table, fmt, mapping, st):
+    def rows():
+        df = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table["data"], columns=table["headers"])
+        out = []
+        for rec in df.to_dict("records"):
+            rec = {str(k): v for k, v in rec.items() if str(k).strip()}
+            if not any(str(v).strip() for v in rec.values() if v is not None):
+                continue  # blank row
+            for k, v in rec.items():
+                if isinstance(v, str) and v.strip()[:1] in "[{":
+                    try:
+                        rec[k] = json.loads(v)
+                    except json.JSONDecodeError:
+                        pass
+            out.append(rec)
+        if not out:
+            raise data.DataError("the table has no filled-in rows")
+        return out
+    return _ingest(rows, fmt, mapping, st)
+
+
+# --------------------------------------------------------------------------- inspect and preview
+def _sft_rows(st) -> tuple[list, list[int]]:
+    """Training rows for the length and mask views, and which input row (1-based) each came from."""
+    out = data.to_sft(st["rows"], st["format"])
+    skipped = {i for i, _ in out.skipped}
+    return list(out), [i for i in range(1, len(st["rows"]) + 1) if i not in skipped]
+
+
+def _lengths(st, spec) -> list[int] | None:
+    if st["format"] == "prompt_only":
+        return None
+    tok = _tokenizer(spec)
+    rows, origin = _sft_rows(st)
+    by_row = dict(zip(origin, (data.sequence_length(tok, r) for r in rows)))
+    return [by_row.get(i, 0) for i in range(1, len(st["rows"]) + 1)]
+
+
+def inspect(st, near, max_length, spec):
+    """Validation report, balance chart and the length histogram for the loaded rows."""
+    if not st["rows"]:
+        return "Load data first.", None, None, gr.update(choices=[])
+    try:
+        lengths = _lengths(st, spec)
+    except (models.ModelError, data.DataError) as e:
+        gr.Warning(f"token lengths skipped: {e}")
+        lengths = None
+    rep = data.validate(st["rows"], st["format"], lengths=lengths, max_length=int(max_length),
+                        near_threshold=float(near))
+    counts = data.label_counts(st["rows"], st["format"])
+    bal = data.balance_figure(dict(counts), f"{st['format']}: label distribution")
+    hist = data.length_figure([n for n in (lengths or []) if n], int(max_length)) if lengths else None
+    md = rep.markdown()
+    if lengths:
+        s = data.length_stats([n for n in lengths if n], int(max_length))
+        md += (f"\n\nTokens per training sequence (`{spec}` chat template): mean {s['mean']}, longest {s['longest']}; "
+               f"**{s['truncated']} rows** would be truncated at max length {s['max_length']}.")
+    fixes = [(f"{p.fix}: {p.title} ({p.count} rows)", p.kind) for p in rep.problems if p.fix]
+    return md, bal, hist, gr.update(choices=fixes, value=fixes[0][1] if fixes else None)
+
+
+def apply_fix(st, kind, near, max_length, spec):
+    if not st["rows"] or not kind:
+        gr.Warning("Run the validation and pick a fix first.")
+        return st, _summary(st), _frame(st["rows"])
+    lengths = _lengths(st, spec) if kind == "too_long" else None
+    rep = data.validate(st["rows"], st["format"], lengths=lengths, max_length=int(max_length),
+                        near_threshold=float(near))
+    p = rep.problem(kind)
+    if p is None:
+        gr.Info("That problem is already gone.")
+        return st, _summary(st), _frame(st["rows"])
+    before = len(st["rows"])
+    fn = None
+    if kind == "too_long":
+        fn = functools.partial(_truncate_tokens, _tokenizer(spec), st["format"])
+    rows = data.apply_fix(st["rows"], p, truncate_fn=fn)
+    st = {**st, "rows": rows, "source": st["source"] + f" · {p.fix} {p.kind}"}
+    return st, _summary(st) + f"  \nFixed **{p.title}**: {before} → {len(rows)} rows ({p.count} rows touched).", \
+        _frame(rows)
+
+
+def _truncate_tokens(tok, fmt, row, max_length):
+    """Cut the row's longest text by characters until its training sequence fits max_length tokens."""
+    from labs.data_clean import _truncate_chars
+    for ratio in (4, 3, 2, 1):
+        new = _truncate_chars(row, max_length * ratio // 4)
+        out = data.to_sft([new], fmt)
+        if not out or data.sequence_length(tok, out[0]) <= max_length:
+            return new
+    return new
+
+
+def preview(st, index, spec, max_length):
+    """Row `index` (1-based) as chat, its tokens with the loss mask, and what slide 7 would train on."""
+    if not st["rows"]:
+        return [], "Load data first.", "", ""
+    index = max(1, min(int(index or 1), len(st["rows"])))
+    row = st["rows"][index - 1]
+    try:
+        sft = data.to_sft([row], st["format"])
+        if not sft:
+            raise data.DataError(f"row {index} has nothing to train on: {sft.skipped[0][1]}")
+        train_row = sft[0]
+        chat = (train_row["prompt"] + train_row["completion"]) if "prompt" in train_row else \
+            [{"role": "user", "content": train_row["text"]}]
+        tok = _tokenizer(spec)
+        mask = data.training_mask(tok, train_row, max_length=int(max_length))
+        head = (f"Row {index} of {len(st['rows'])}, as TRL's SFTTrainer trains on it with `{spec}`'s chat template "
+                f"(completion-only loss, max length {int(max_length)}):")
+        html = f"<p>{head}</p>" + data.mask_html(mask)
+        if "prompt" in train_row and isinstance(train_row["prompt"], list):
+            prompt = "\n".join(m["content"] for m in train_row["prompt"] if m["role"] != "system")
+            s7 = data.slide7_html(data.slide7_labels(tok, f"Instruction: {prompt}\nOutput: ",
+                                                     train_row["completion"][0]["content"]))
+        else:
+            s7 = "<p>Slide 7's comparison applies to rows with a prompt and an answer.</p>"
+    except (data.DataError, models.ModelError) as e:
+        return [], f"⚠️ {e}", "", ""
+    chat = [{"role": m["role"] if m["role"] in ("user", "assistant") else "user",
+             "content": (f"*[{m['role']}]* " if m["role"] not in ("user", "assistant") else "") + m["content"]}
+            for m in chat]
+    return chat, html, s7, f"Showing row {index}."
+
+
+# --------------------------------------------------------------------------- cleaning
+def scrub_preview(st, kinds):
+    if not st["rows"]:
+        return pd.DataFrame(columns=["row", "field", "before", "after", "found"]), "Load data first."
+    _, changes = data.scrub_rows(st["rows"], tuple(kinds or ()))
+    df = pd.DataFrame([{**c, "before": _cell(c["before"]), "after": _cell(c["after"])} for c in changes[:500]],
+                      columns=["row", "field", "before", "after", "found"])
+    rows = len({c["row"] for c in changes})
+    return df, f"{len(changes)} fields in {rows} rows would change (look-alikes such as versions, dates and prices are kept)."
+
+
+def scrub_apply(st, kinds):
+    if not st["rows"]:
+        return st, "Load data first.", _frame([])
+    rows, changes = data.scrub_rows(st["rows"], tuple(kinds or ()))
+    st = {**st, "rows": rows, "source": st["source"] + " · PII scrubbed"}
+    return st, _summary(st) + f"  \nScrubbed {len(changes)} fields.", _frame(rows)
+
+
+# --------------------------------------------------------------------------- convert, split, save
+def _convert(st, target, form):
+    if not st["rows"]:
+        raise data.DataError("load data first")
+    kw = {"form": form} if target == "sft" else {}
+    out = data.convert(st["rows"], target, st["format"], **kw)
+    if not out:
+        why = f": row {out.skipped[0][0]}: {out.skipped[0][1]}" if out.skipped else ""
+        raise data.DataError(f"no row could be converted to {target}{why}")
+    return out
+
+
+def convert(st, target, form):
+    """The converted rows as a JSONL download, and what happened."""
+    try:
+        out = _convert(st, target, form)
+    except data.DataError as e:
+        gr.Warning(str(e))
+        return None, f"⚠️ {e}"
+    path = Path(tempfile.mkdtemp(prefix="dataset-")) / f"{target}.jsonl"
+    data.write_jsonl(out, path)
+    skipped = "".join(f"\n- row {i}: {why}" for i, why in out.skipped[:20])
+    return str(path), (f"Detected format **{st['format']}** · wrote **{len(out)} rows** for {target}"
+                       + (f" · skipped {len(out.skipped)}:{skipped}" if out.skipped else ""))
+
+
+def save(st, target, form, validation, test, seed, name, overwrite):
+    try:
+        out = _convert(st, target, form)
+        strat = "label" if target == "kto" else None
+        splits = data.split_rows(list(out), validation=float(validation), test=float(test), seed=int(seed),
+                                 stratify_by=strat)
+        path = data.save_dataset((name or "").strip(), splits, fmt={"sft": "sft", "preference": "preference",
+                                                                       "kto": "kto"}[target],
+                                 source=st["source"], overwrite=bool(overwrite),
+                                 extra={"input_format": st["format"], "seed": int(seed)})
+    except (data.DataError, ValueError) as e:
+        gr.Warning(str(e))
+        return f"⚠️ {e}", None, gr.update()
+    counts = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+    files = [str(p) for p in sorted(path.glob("*.jsonl"))]
+    dl = Path(tempfile.mkdtemp(prefix="dataset-")) / f"{path.name}.jsonl"
+    data.write_jsonl([{**r, "split": k} for k, v in splits.items() for r in v], dl)
+    return (f"Saved **{path.name}** ({counts}) to `{path}` — it now appears in every tab's dataset picker.\n\n"
+            f"Files: {', '.join(Path(f).name for f in files)}, hf/, meta.json"), str(dl), \
+        gr.update(choices=data.list_datasets(), value=path.name)
+
+
+def push(name, repo_id, token, private):
+    try:
+        url = data.push_to_hub(name, (repo_id or "").strip(), token=token or None, private=bool(private))
+    except data.DataError as e:
+        gr.Warning(str(e))
+        return f"⚠️ {e}"
+    return f"Pushed to {url}"
+
+
+def list_saved():
+    return data.list_datasets()
+
+
+# --------------------------------------------------------------------------- layout
+def build(ctx) -> None:
+    st = gr.State(dict(EMPTY))
+    gr.Markdown("### Dataset builder\nBring data in any common shape, see exactly what the model will be trained "
+                "on, fix problems, and save it for the SFT, preference and evaluation tabs.")
+    with gr.Row():
+        fmt = gr.Dropdown(FORMAT_CHOICES, value="auto", label="Format (auto-detect or choose)", scale=1)
+        mapping = gr.Textbox(label="Column mapping (field=column, …)", placeholder="instruction=question, output=answer",
+                             scale=2)
+    with gr.Tabs():
+        with gr.Tab("Upload"):
+            upload = gr.File(label="JSONL, JSON, CSV, TSV or Parquet", file_types=list(data.EXTENSIONS))
+            upload_btn = gr.Button("Load file")
+        with gr.Tab("Sample"):
+            sample = gr.Dropdown(list(data.samples()), label="Bundled sample", value="preference/preference.jsonl")
+            sample_btn = gr.Button("Load sample")
+        with gr.Tab("Local path"):
+            path = gr.Textbox(label="File or save_to_disk folder on this machine")
+            path_btn = gr.Button("Load path")
+        with gr.Tab("Hugging Face Hub"):
+            with gr.Row():
+                hub_id = gr.Textbox(label="Dataset id", placeholder="trl-lib/ultrafeedback_binarized")
+                hub_split = gr.Textbox(label="Split", value="train")
+            hub_btn = gr.Button("Load from the Hub")
+        with gr.Tab("Type or paste"):
+            table = gr.Dataframe(value=pd.DataFrame({"prompt": ["", ""], "completion": ["", ""]}), interactive=True,
+                                 label="Rows (add rows/columns; cells holding JSON lists are parsed)", wrap=True)
+            table_btn = gr.Button("Use these rows")
+    summary = gr.Markdown("No data loaded yet.")
+    rows_view = gr.Dataframe(label=f"Rows (first {PREVIEW_ROWS})", interactive=False, wrap=True, max_height=300)
+
+    with gr.Accordion("Preview: what the model is trained on", open=True):
+        with gr.Row():
+            index = gr.Number(value=1, precision=0, label="Row", minimum=1)
+            max_length = gr.Slider(64, 4096, value=1024, step=64, label="Max length (tokens)")
+            preview_btn = gr.Button("Show row")
+        preview_note = gr.Markdown()
+        with gr.Row():
+            chat = gr.Chatbot(label="As chat", height=320)
+            with gr.Column():
+                mask = gr.HTML(label="Training sequence (loss highlighted)")
+        with gr.Accordion("What the course's slide 7 would do instead, and why that is wrong", open=False):
+            slide7 = gr.HTML()
+
+    with gr.Accordion("Validate and fix", open=True):
+        with gr.Row():
+            near = gr.Slider(0.5, 1.0, value=data.DEFAULT_NEAR_THRESHOLD, step=0.01,
+                             label="Near-duplicate threshold (character 5-gram Jaccard)")
+            inspect_btn = gr.Button("Validate", variant="primary")
+        report = gr.Markdown()
+        with gr.Row():
+            balance = gr.Plot(label="Balance")
+            lengths = gr.Plot(label="Token lengths")
+        with gr.Row():
+            fix_kind = gr.Dropdown([], label="Fix", scale=3)
+            fix_btn = gr.Button("Apply fix", scale=1)
+
+    with gr.Accordion("Clean personal data (emails, phones, IPs, card numbers)", open=False):
+        kinds = gr.CheckboxGroup(list(data.PII_KINDS), value=list(data.PII_KINDS), label="Scrub")
+        with gr.Row():
+            scrub_btn = gr.Button("Preview changes")
+            scrub_apply_btn = gr.Button("Apply scrubbing")
+        scrub_note = gr.Markdown()
+        scrub_table = gr.Dataframe(label="Before / after", interactive=False, wrap=True, max_height=300)
+
+    with gr.Accordion("Convert, split and save", open=True):
+        with gr.Row():
+            target = gr.Radio(["sft", "preference", "kto"], value="sft", label="For trainer")
+            form = gr.Radio(["prompt_completion", "messages"], value="prompt_completion",
+                            label="SFT form (prompt/completion trains only the answer)")
+        with gr.Row():
+            val_frac = gr.Slider(0, 0.5, value=0.1, step=0.05, label="Validation fraction")
+            test_frac = gr.Slider(0, 0.5, value=0.1, step=0.05, label="Test fraction")
+            seed = gr.Number(value=0, precision=0, label="Seed")
+        with gr.Row():
+            name = gr.Textbox(label="Dataset name", placeholder="my-dataset")
+            overwrite = gr.Checkbox(label="Replace if it exists", value=False)
+        with gr.Row():
+            convert_btn = gr.Button("Convert (download JSONL)")
+            save_btn = gr.Button("Save dataset", variant="primary")
+        save_note = gr.Markdown()
+        download = gr.File(label="Download", interactive=False)
+        with gr.Row():
+            saved = gr.Dropdown(data.list_datasets(), label="Saved datasets", allow_custom_value=True)
+            refresh = gr.Button("↻", scale=0, min_width=40)
+        with gr.Row():
+            repo = gr.Textbox(label="Hub repo id", placeholder="you/my-dataset")
+            token = gr.Textbox(label="Hub token (or set HF_TOKEN)", type="password")
+            private = gr.Checkbox(label="Private", value=True)
+            push_btn = gr.Button("Push to the Hub")
+        push_note = gr.Markdown()
+
+    loaded = [st, summary, rows_view, table]
+    upload_btn.click(load_file, [upload, fmt, mapping, st], loaded, api_name="dataset_load_file")
+    sample_btn.click(load_sample, [sample, fmt, mapping, st], loaded, api_name="dataset_load_sample")
+    path_btn.click(load_path, [path, fmt, mapping, st], loaded, api_name="dataset_load_path")
+    hub_btn.click(load_hub, [hub_id, hub_split, fmt, mapping, st], loaded, api_name="dataset_load_hub")
+    table_btn.click(load_table, [table, fmt, mapping, st], loaded, api_name="dataset_load_table")
+    preview_btn.click(preview, [st, index, ctx.model_spec, max_length], [chat, mask, slide7, preview_note],
+                      api_name="dataset_preview")
+    inspect_btn.click(inspect, [st, near, max_length, ctx.model_spec], [report, balance, lengths, fix_kind],
+                      api_name="dataset_inspect")
+    fix_btn.click(apply_fix, [st, fix_kind, near, max_length, ctx.model_spec], [st, summary, rows_view],
+                  api_name="dataset_fix").then(
+        inspect, [st, near, max_length, ctx.model_spec], [report, balance, lengths, fix_kind])
+    scrub_btn.click(scrub_preview, [st, kinds], [scrub_table, scrub_note], api_name="dataset_scrub_preview")
+    scrub_apply_btn.click(scrub_apply, [st, kinds], [st, summary, rows_view], api_name="dataset_scrub_apply")
+    convert_btn.click(convert, [st, target, form], [download, save_note], api_name="dataset_convert")
+    save_btn.click(save, [st, target, form, val_frac, test_frac, seed, name, overwrite], [save_note, download, saved],
+                   api_name="dataset_save")
+    refresh.click(lambda: gr.update(choices=list_saved()), None, saved, queue=False)
+    push_btn.click(push, [saved, repo, token, private], push_note, api_name="dataset_push")
+    list_btn = gr.Button("List saved datasets", visible=False)
+    list_out = gr.JSON(visible=False)
+    list_btn.click(list_saved, None, list_out, api_name="dataset_list")
+
+
+if __name__ == "__main__":
+    from components.shared import default_context
+    with gr.Blocks(title="Dataset builder") as demo:
+        with gr.Tab("Dataset builder"):
+            build(default_context())
+    demo.launch()

@@ -1,0 +1,73 @@
+"""The Dataset builder tab driven through gradio_client: upload, inspect, preview, convert, save."""
+from __future__ import annotations
+
+import socket
+
+import gradio as gr
+import pytest
+from gradio_client import Client, handle_file
+
+from components import dataset_tab
+from components.shared import AppContext
+from labs import data
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def client(data_dir, tiny_model_dir):
+    with gr.Blocks() as demo:
+        spec = gr.Textbox(value=str(tiny_model_dir), label="Model")
+        with gr.Tab("Dataset builder"):
+            dataset_tab.build(AppContext(data_dir, spec))
+    demo.queue().launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield Client(demo.local_url, verbose=False), str(tiny_model_dir)
+    finally:
+        demo.close()
+
+
+def test_upload_inspect_convert_save(client, tmp_path):
+    c, spec = client
+    src = tmp_path / "prefs.csv"
+    src.write_text(open("assets/formats/preference_ab.csv").read() +
+                   '"Say hi","hi","hi","A"\n')  # chosen identical to rejected
+    summary = c.predict(handle_file(str(src)), "auto", "", api_name="/dataset_load_file")[0]
+    assert "**7 rows**" in summary and "preference_ab" in summary
+    report, *_ = c.predict(0.8, 1024, spec, api_name="/dataset_inspect")
+    assert "chosen identical to rejected" in report and "| 1 | 7 |" in report
+    fixed = c.predict("chosen_equals_rejected", 0.8, 1024, spec, api_name="/dataset_fix")[0]
+    assert "7 → 6 rows" in fixed
+    chat, mask, slide7, _ = c.predict(1, spec, 1024, api_name="/dataset_preview")
+    assert chat[-1]["role"] == "assistant" and "tok-train" in mask and "pad = EOS" in slide7
+    path, note = c.predict("preference", "prompt_completion", api_name="/dataset_convert")
+    assert "wrote **6 rows** for preference" in note and open(path).read().count("\n") == 6
+    note, dl, _ = c.predict("kto", "prompt_completion", 0.2, 0.0, 0, "ab-kto", False, api_name="/dataset_save")
+    assert "Saved **ab-kto**" in note
+    assert "ab-kto" in data.list_datasets() and "ab-kto" in c.predict(api_name="/dataset_list")
+    dd = data.load_saved("ab-kto")
+    assert set(dd) == {"train", "validation"} and sum(len(d) for d in dd.values()) == 12
+
+
+def test_bad_input_keeps_serving(client, tmp_path):
+    c, spec = client
+    bad = tmp_path / "broken.jsonl"
+    bad.write_text('{"text": "a"}\n{"text": \n')
+    summary = c.predict(handle_file(str(bad)), "auto", "", api_name="/dataset_load_file")[0]
+    assert summary.startswith("⚠️") and "line 2 is not valid JSON" in summary
+    hub = c.predict("trl-lib/ultrafeedback_binarized", "train", "auto", "", api_name="/dataset_load_hub")[0]
+    assert "HF_HUB_OFFLINE=1" in hub
+    # still serving: a sample loads, PII preview works, a missing name is refused
+    summary = c.predict("formats/instruction.jsonl", "auto", "", api_name="/dataset_load_sample")[0]
+    assert "**5 rows**" in summary and "instruction" in summary
+    table, note = c.predict(["email", "phone", "ip", "card"], api_name="/dataset_scrub_preview")
+    assert "0 fields" in note
+    note = c.predict("sft", "prompt_completion", 0.1, 0.1, 0, "", False, api_name="/dataset_save")[0]
+    assert note.startswith("⚠️") and "dataset name" in note
+    summary = c.predict({"headers": ["q", "a"], "data": [["What is 2+2?", "4"], ["", ""]]}, "prompt_completion",
+                        "prompt=q, completion=a", api_name="/dataset_load_table")[0]
+    assert "**1 rows**" in summary and "prompt_completion" in summary
