@@ -1,0 +1,110 @@
+"""The app shell: start-up, header, bad input at launch, and a run started through the UI's API."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(tmp_path, *args, data_dir=None):
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("LAB_DATA_DIR", None)
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port),
+                             "--data-dir", str(data_dir or tmp_path / "lab_data"), *args],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return proc, f"http://127.0.0.1:{port}/"
+
+
+def wait_http(url, proc, timeout=60) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            raise AssertionError(f"app exited: {proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return time.monotonic() - t0
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("app did not answer")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("app")
+    proc, url = launch(tmp)
+    try:
+        seconds = wait_http(url, proc)
+        yield url, tmp / "lab_data", seconds
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_page_serves_and_header_shows_the_default_model(app):
+    from gradio_client import Client
+    url, _, seconds = app
+    print(f"page answered HTTP 200 after {seconds:.1f} s")
+    client = Client(url, verbose=False)
+    deadline = time.monotonic() + 120
+    header = ""
+    while time.monotonic() < deadline:
+        header, _ = client.predict(api_name="/model_status")
+        if "loading" not in header:
+            break
+        time.sleep(1)
+    assert "SmolLM2-135M-Instruct" in header and "offline bundle" in header and "cpu" in header, header
+
+
+def test_bad_model_spec_is_a_message_and_the_app_keeps_serving(app):
+    from gradio_client import Client
+    url, _, _ = app
+    client = Client(url, verbose=False)
+    client.predict("./definitely/not/a/model", api_name="/pick_model")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        header, _ = client.predict(api_name="/model_status")
+        if "loading" not in header:
+            break
+        time.sleep(0.5)
+    assert "⚠️" in header and "'./definitely/not/a/model'" in header and "not found" in header
+    with urllib.request.urlopen(url, timeout=5) as r:
+        assert r.status == 200
+
+
+def test_port_in_use_and_unwritable_data_dir_are_one_line_errors(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        out = subprocess.run([sys.executable, "app.py", "--port", str(port), "--data-dir", str(tmp_path)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"error: port {port} on 127.0.0.1 is in use; choose another with --port (or PORT=… for make run)"
+    f = tmp_path / "file"
+    f.write_text("x")  # a directory cannot be made under a file, even as root
+    out = subprocess.run([sys.executable, "app.py", "--port", str(free_port()), "--data-dir", str(f / "sub")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1 and "is not writable" in out.stderr
+
+
+def test_help_lists_the_options():
+    out = subprocess.run([sys.executable, "app.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    for flag in ("--host", "--port", "--model", "--data-dir"):
+        assert flag in out.stdout
