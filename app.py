@@ -36,54 +36,50 @@ TABS = [  # (title, module, what it teaches — shown while a tab is not built y
 ]
 
 
-class ModelState:
-    """The header's model: loaded in a background thread so the page never waits for it."""
+class ModelLoads:
+    """Models loading or loaded for the header, by spec, in background threads: the page never
+    waits for a model, and each browser session's header follows the spec its own picker shows."""
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.spec = None
-        self.state = "idle"
-        self.message = ""
-        self.loaded = None
-        self.seconds = None
+        self.items: dict[str, dict] = {}
 
     def load_async(self, spec: str) -> None:
         with self.lock:
-            if spec == self.spec and self.state in ("loading", "ready"):
+            if self.items.get(spec, {}).get("state") in ("loading", "ready"):
                 return
-            self.spec, self.state, self.message, self.loaded = spec, "loading", "starting", None
+            self.items[spec] = {"state": "loading", "message": "starting"}
         threading.Thread(target=self._load, args=(spec,), daemon=True, name="model-load").start()
 
-    def _progress(self, spec, msg):
-        if self.spec == spec:
-            self.message = msg
-
     def _load(self, spec: str) -> None:
+        item = self.items[spec]
         t0 = time.perf_counter()
         try:
             from labs import models
-            loaded = models.CACHE.get(spec, progress=lambda m: self._progress(spec, m))
+            loaded = models.CACHE.get(spec, progress=lambda m: item.update(message=m))
         except Exception as e:  # noqa: BLE001 - shown in the header; the app keeps serving
             from labs.models import ModelError
             msg = str(e) if isinstance(e, ModelError) else f"model '{spec}': {type(e).__name__}: {e}"
-            if self.spec == spec:
-                self.state, self.message = "error", msg
+            item.update(state="error", message=msg)
             return
-        if self.spec == spec:
-            self.loaded, self.state, self.seconds = loaded, "ready", time.perf_counter() - t0
-            self.message = loaded.header()
+        item.update(state="ready", message=loaded.header(), seconds=time.perf_counter() - t0)
 
-    def header(self) -> str:
-        if self.state == "ready":
-            return f"**Model:** {self.message} · loaded in {self.seconds:.1f} s"
-        if self.state == "error":
-            return f"**Model:** ⚠️ {self.message}"
-        if self.state == "loading":
-            return f"**Model:** ⏳ loading `{self.spec}` — {self.message}"
-        return "**Model:** none"
+    def state(self, spec: str) -> str:
+        return self.items.get(spec, {}).get("state", "idle")
+
+    def header(self, spec: str | None) -> str:
+        item = self.items.get(spec or "", {})
+        state = item.get("state")
+        if state == "ready":
+            return f"**Model:** {item['message']} · loaded in {item['seconds']:.1f} s"
+        if state == "error":
+            return f"**Model:** ⚠️ {item['message']}"
+        if state == "loading":
+            return f"**Model:** ⏳ loading `{spec}` — {item['message']}"
+        return f"**Model:** `{spec}` (not loaded yet)"
 
 
-MODEL = ModelState()
+MODEL = ModelLoads()
 
 
 def build(default_model: str | None = None):
@@ -100,7 +96,7 @@ def build(default_model: str | None = None):
             model_spec = gr.Dropdown(
                 choices=[default_model] + [r for _, r in _adapter_choices(runs)], value=default_model,
                 allow_custom_value=True, label="Model (Hub id, local directory, or a run's adapter)", scale=3)
-        header = gr.Markdown(MODEL.header())
+        header = gr.Markdown(MODEL.header(default_model))
         header_timer = gr.Timer(1.0)
         ctx = AppContext(paths.data_dir(), model_spec)
 
@@ -115,16 +111,16 @@ def build(default_model: str | None = None):
             if not (spec or "").strip():
                 raise gr.Error("Model: give a Hub id, a local directory, or a run directory.")
             MODEL.load_async(spec.strip())
-            return MODEL.header(), gr.Timer(active=True)
+            return MODEL.header(spec.strip()), gr.Timer(active=True)
 
-        def tick():
-            done = MODEL.state in ("ready", "error")
-            return MODEL.header(), gr.Timer(active=not done)
+        def tick(spec):
+            spec = (spec or "").strip()
+            return MODEL.header(spec), gr.Timer(active=MODEL.state(spec) not in ("ready", "error"))
 
         model_spec.change(on_pick, model_spec, [header, header_timer], queue=False, api_name="pick_model")
-        header_timer.tick(tick, None, [header, header_timer], queue=False, show_progress="hidden",
+        header_timer.tick(tick, model_spec, [header, header_timer], queue=False, show_progress="hidden",
                           api_name="model_status")
-        demo.load(tick, None, [header, header_timer], queue=False)
+        demo.load(tick, model_spec, [header, header_timer], queue=False)
     demo.theme = theme
     return demo
 
@@ -171,9 +167,10 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
 
-    demo = build(a.model)
+    from labs.models import DEFAULT_MODEL
+    demo = build(a.model or DEFAULT_MODEL)
     if not a.no_preload:
-        MODEL.load_async(a.model or __import__("labs.models", fromlist=["x"]).DEFAULT_MODEL)
+        MODEL.load_async(a.model or DEFAULT_MODEL)
     print(f"Fine-tuning Lab: http://{a.host}:{a.port}  (data: {paths.data_dir()})", flush=True)
     demo.queue(default_concurrency_limit=4).launch(
         server_name=a.host, server_port=a.port, share=a.share, show_error=True, quiet=True,
