@@ -89,7 +89,6 @@ def build(default_model: str | None = None):
     from labs import models, paths, runs
 
     default_model = default_model or models.DEFAULT_MODEL
-    theme = gr.themes.Soft(primary_hue="indigo")
     with gr.Blocks(title="Fine-tuning Lab") as demo:
         with gr.Row(equal_height=True):
             gr.Markdown("## 🧪 Fine-tuning Lab", elem_id="lab-title")
@@ -121,7 +120,6 @@ def build(default_model: str | None = None):
         header_timer.tick(tick, model_spec, [header, header_timer], queue=False, show_progress="hidden",
                           api_name="model_status")
         demo.load(tick, model_spec, [header, header_timer], queue=False)
-    demo.theme = theme
     return demo
 
 
@@ -172,9 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     if not a.no_preload:
         MODEL.load_async(a.model or DEFAULT_MODEL)
     print(f"Fine-tuning Lab: http://{a.host}:{a.port}  (data: {paths.data_dir()})", flush=True)
+    import gradio as gr
     demo.queue(default_concurrency_limit=4).launch(
         server_name=a.host, server_port=a.port, share=a.share, show_error=True, quiet=True,
-        allowed_paths=[str(paths.data_dir())])
+        theme=gr.themes.Soft(primary_hue="indigo"), allowed_paths=[str(paths.data_dir())],
+        # uploads over the limit are refused before they reach the disk (labs.data checks it again)
+        max_file_size=f"{os.environ.get('LAB_MAX_UPLOAD_MB', '200')}mb")
     return 0
 
 
