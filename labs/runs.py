@@ -117,8 +117,12 @@ class Run:
         if not (self.dir / "config.yaml").exists():
             return {**st, "state": "corrupt", "error": f"{self.id}: config.yaml is missing"}
         if st.get("state") in ACTIVE and not _proc_alive(st.get("pid"), st.get("pid_started")):
-            st = {**st, "state": "interrupted",
-                  "error": "the job's process ended without a final status (app or machine restarted, or killed)"}
+            refused = self._refusal()
+            if refused:  # the CLI refused its config before training began and said why
+                st = {**st, "state": "failed", "error": refused, "log_tail": self.log_tail(10)}
+            else:
+                st = {**st, "state": "interrupted",
+                      "error": "the job's process ended without a final status (app or machine restarted, or killed)"}
         if st.get("state") == "queued":
             st["queue_position"] = queue_position(self)
         return st
@@ -146,6 +150,11 @@ class Run:
             return ""
         lines = [ln.rsplit("\r", 1)[-1] for ln in lines]  # keep the last state of progress bars
         return "\n".join(lines[-n:])
+
+    def _refusal(self) -> str | None:
+        """The one-line `error: …` a recipe CLI prints when it refuses its config (exit code 2)."""
+        tail = self.log_tail(40).split("\n=== ")[-1].splitlines()
+        return next((ln[len("error: "):] for ln in reversed(tail) if ln.startswith("error: ")), None)
 
     def latest_checkpoint(self) -> Path | None:
         ckpts = [c for c in (self.dir / "checkpoints").glob("checkpoint-*") if c.name.split("-")[-1].isdigit()]

@@ -78,6 +78,11 @@ def test_failed_job_reports_error_and_log(data_dir, tiny_model_dir):
     from components.shared import error_markdown
     assert "Run failed" in error_markdown(run.id) and "no-such-dataset" in error_markdown(run.id)
 
+    # A config the recipe's CLI refuses before training: failed, with its one-line reason.
+    refused = runs.submit("sft", tiny_config(tiny_model_dir, learning_rate=5))
+    st = runs.wait(refused.id, timeout_s=120)
+    assert st["state"] == "failed" and st["error"].startswith("learning_rate"), st
+
 
 def test_queue_runs_one_job_at_a_time(data_dir, tiny_model_dir):
     first = runs.submit("sft", tiny_config(tiny_model_dir), name="first")
