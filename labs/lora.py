@@ -31,6 +31,9 @@ ALL_LINEAR = "all-linear"
 ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "albert", "electra", "deberta",
                  "deberta-v2", "mpnet", "camembert", "modernbert"}
 
+# Linear layers of Llama-family models (the default model): the targets picker before a model is read.
+DEFAULT_LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
 # Settings of the course material, shown as points on the scaling plot.
 SEED_SETTINGS = (
     {"label": "hand-made LoRALayer (rank 4, scaling fixed at 0.01)", "r": 4, "alpha": 0.04, "scaling": 0.01},
@@ -288,20 +291,19 @@ def adapter_file_bytes(shapes: ModelShapes, count: LoraCount, dtype_bytes: int =
     """Size of adapter_model.safetensors as PEFT writes it: an 8-byte length, a JSON header naming each
     tensor (padded to 8 bytes), then the raw numbers (fp32 by default: PEFT keeps adapters in fp32)."""
     dt = {4: "F32", 2: "BF16", 1: "U8"}.get(dtype_bytes, "F32")
-    header: dict = {"__metadata__": {"format": "pt"}}
-    offset = 0
+    tensors = []
     for m in matched_modules(shapes, count.targets):
         pre = f"base_model.model.{m.name}"
         a_name, b_name = ("lora_embedding_A", "lora_embedding_B") if m.kind == "embedding" else ("lora_A.weight", "lora_B.weight")
-        a_shape = [count.rank, m.in_features]
-        b_shape = [m.out_features, count.rank]
-        tensors = [(f"{pre}.{a_name}", a_shape), (f"{pre}.{b_name}", b_shape)]
+        tensors += [(f"{pre}.{a_name}", [count.rank, m.in_features]), (f"{pre}.{b_name}", [m.out_features, count.rank])]
         if count.use_dora:
             tensors.append((f"{pre}.lora_magnitude_vector", [m.out_features]))
-        for name, shape in tensors:
-            n = math.prod(shape) * dtype_bytes
-            header[name] = {"dtype": dt, "shape": shape, "data_offsets": [offset, offset + n]}
-            offset += n
+    header: dict = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name, shape in sorted(tensors):  # safetensors lays tensors out sorted by name (one dtype here)
+        n = math.prod(shape) * dtype_bytes
+        header[name] = {"dtype": dt, "shape": shape, "data_offsets": [offset, offset + n]}
+        offset += n
     text = json.dumps(header, separators=(",", ":"))
     return 8 + len(text) + (-len(text)) % 8 + offset
 

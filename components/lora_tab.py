@@ -1,0 +1,298 @@
+"""LoRA explorer tab: what rank, alpha and target modules cost and buy — counted, trained, looked inside.
+
+    python -m components.lora_tab        # this tab alone
+
+Four parts: the calculator (parameters, adapter size, memory, from the config alone), scaling
+(alpha/r vs rsLoRA's alpha/√r), rank sweeps (real short SFT runs through the run engine) and the
+learned update's spectra (σ of ΔW, effective rank, subspace similarity of two adapters).
+Every action is callable by gradio_client: lora_layers, lora_count, lora_scaling, lora_sweep_start,
+lora_sweep_status, lora_sweep_stop, lora_spectra, lora_similarity.
+"""
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from components.shared import GPU_QUEUE
+from labs import lora
+from labs.lora import LoraError
+
+RANK_CHOICES = [1, 2, 4, 8, 16, 32, 64, 128]
+GPU_CHOICES = [8, 12, 16, 24, 40, 48, 80, 141]
+DEFAULT_TARGETS = ["q_proj", "v_proj"]
+
+
+def _spec(box_value: str | None, header_value: str | None) -> str | None:
+    return (box_value or "").strip() or (header_value or "").strip() or None
+
+
+def _error(msg: str) -> str:
+    return f"⚠️ **{msg}**"
+
+
+# --------------------------------------------------------------------------- calculator
+def read_layers(box, header):
+    """Linear layers of the model, for the targets picker."""
+    try:
+        shapes = lora.model_shapes(_spec(box, header))
+    except LoraError as e:
+        gr.Warning(str(e))
+        return gr.update(), _error(str(e))
+    names = shapes.target_choices()
+    keep = [t for t in DEFAULT_TARGETS if t in names] or names[1:2]
+    return (gr.update(choices=names, value=keep),
+            f"**{shapes.description}** · {shapes.architecture} · {shapes.total_params:,} parameters · "
+            f"linear layers: {', '.join(names[1:])}")
+
+
+def calculate(box, header, rank, alpha, targets, use_dora, use_rslora, dtype, batch, seq, gpu_gb):
+    from labs import lora_memory, lora_plots
+    empty = (None, None, None, None)
+    try:
+        rank = lora.check_rank(rank)
+        shapes = lora.model_shapes(_spec(box, header))
+        count = lora.count_trainable(shapes, rank, targets or [], use_dora=bool(use_dora))
+        est = lora_memory.estimate(shapes, count, dtype=dtype, batch_size=int(batch), seq_len=int(seq),
+                                   gpu_gb=float(gpu_gb))
+    except LoraError as e:
+        gr.Warning(str(e))
+        return (_error(str(e)), *empty)
+    size = lora.adapter_file_bytes(shapes, count)
+    s = lora.scaling(float(alpha), rank, bool(use_rslora))
+    md = (f"**{count.trainable:,} trainable parameters** = {100 * count.trainable_share:.4f}% of "
+          f"{count.total_params:,} (PEFT's count: base {shapes.total_params:,} + adapter) · adapter file ≈ "
+          f"**{lora._fmt_bytes(size)}** (fp32 safetensors) vs {lora._fmt_bytes(shapes.total_params * lora_memory.DTYPE_BYTES[dtype])} "
+          f"for the full model in {dtype} · scaling = {alpha:g}/{'√' if use_rslora else ''}{rank} = **{s:.4g}**\n\n"
+          f"Same count from the command line: `python -m labs.lora count --model {shapes.spec} --rank {rank} "
+          f"--targets {','.join(targets) if isinstance(targets, list) else targets}{' --dora' if use_dora else ''}`")
+    table = pd.DataFrame(count.rows)
+    mem = pd.DataFrame(lora_memory.table_rows(est))
+    return md, table, lora_plots.count_figure(count), mem, lora_plots.memory_figure(est)
+
+
+# --------------------------------------------------------------------------- scaling
+def scaling_view(alpha):
+    from labs import lora_plots
+    try:
+        alpha = float(alpha)
+        if alpha <= 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        gr.Warning("alpha must be a number > 0")
+        return None, None
+    rows = [{"rank": r, "alpha/r": round(lora.scaling(alpha, r), 5), "alpha/√r (rsLoRA)": round(lora.scaling(alpha, r, True), 5)}
+            for r in RANK_CHOICES]
+    return lora_plots.scaling_figure(alpha), pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- sweeps
+def sweep_start(name, header, ranks, alpha_mode, alpha, targets, steps, lr, eval_rows, use_rslora):
+    from labs import lora_sweep, runs
+    try:
+        ranks = sorted(int(r) for r in (ranks or []))
+        if len(ranks) < 1:
+            raise LoraError("ranks: tick at least one rank")
+        alphas = None if alpha_mode == "alpha = 2 × rank" else [float(alpha)]
+        rec = lora_sweep.start_sweep((name or "").strip() or None, ranks=ranks, alphas=alphas,
+                                     model=(header or "").strip() or None, targets=targets, max_steps=int(steps),
+                                     learning_rate=float(lr), eval_rows=int(eval_rows), use_rslora=bool(use_rslora))
+    except (LoraError, runs.RunError) as e:
+        gr.Warning(str(e))
+        return gr.update(), _error(str(e))
+    return (gr.update(choices=lora_sweep.list_sweeps(), value=rec["name"]),
+            f"Sweep **{rec['name']}** queued: {len(rec['run_ids'])} runs, one at a time.")
+
+
+def sweep_status(name):
+    from labs import lora_plots, lora_sweep
+    if not name:
+        return None, None, "No sweep selected."
+    try:
+        results = lora_sweep.sweep_results(name)
+        rows = lora_sweep.sweep_rows(name)
+    except LoraError as e:
+        return None, None, _error(str(e))
+    done = sum(r.get("state") == "finished" for r in results)
+    failed = [r for r in results if r.get("state") in ("failed", "interrupted", "corrupt")]
+    md = f"**{name}**: {done}/{len(results)} finished"
+    if failed:
+        md += " · " + "; ".join(f"r={r['rank']} {r['state']}: {r.get('error') or ''}" for r in failed)[:600]
+    return pd.DataFrame(rows), lora_plots.sweep_figure(results, title=f"sweep {name}"), md
+
+
+def sweep_stop(name):
+    from labs import lora_sweep
+    if not name:
+        return "No sweep selected."
+    try:
+        lora_sweep.stop_sweep(name)
+    except LoraError as e:
+        return _error(str(e))
+    return f"Stopping **{name}**: the running point saves a checkpoint; queued points are cancelled."
+
+
+def sweep_choices():
+    from labs import lora_sweep
+    return gr.update(choices=lora_sweep.list_sweeps())
+
+
+# --------------------------------------------------------------------------- spectra
+def adapter_choices() -> list[str]:
+    from labs import runs
+    out = []
+    for r in runs.list_runs():
+        if (r.dir / "adapter" / "adapter_config.json").exists():
+            out.append(r.id)
+    return out
+
+
+def _adapter_path(value: str):
+    from labs import runs
+    value = (value or "").strip()
+    if not value:
+        raise LoraError("pick a run or type an adapter directory")
+    d = runs.runs_dir() / value
+    return d if "/" not in value and d.is_dir() else value
+
+
+def spectra(adapter):
+    from labs import lora_plots, lora_spectra
+    try:
+        res = lora_spectra.adapter_spectra(_adapter_path(adapter))
+    except LoraError as e:
+        gr.Warning(str(e))
+        return _error(str(e)), None, None, gr.update()
+    mods = [lay.module for lay in res.layers]
+    return (res.summary(), pd.DataFrame(lora_spectra.spectra_rows(res)), lora_plots.spectra_figure(res),
+            gr.update(choices=mods, value=mods[len(mods) // 2]))
+
+
+def similarity(adapter_a, adapter_b, module):
+    from labs import lora_plots, lora_spectra
+    try:
+        sim = lora_spectra.subspace_similarity(_adapter_path(adapter_a), _adapter_path(adapter_b), module or None)
+    except LoraError as e:
+        gr.Warning(str(e))
+        return _error(str(e)), None
+    return sim.summary(), lora_plots.similarity_figure(sim, "first", "second")
+
+
+# --------------------------------------------------------------------------- layout
+def build(ctx) -> None:
+    header = ctx.model_spec
+    gr.Markdown("## LoRA explorer\nWhat rank, alpha and target modules cost (counted from the model's config, "
+                "no weights loaded), what they buy (real short training runs), and what the trained update "
+                "looks like inside.")
+    with gr.Tabs():
+        with gr.Tab("Calculator"):
+            with gr.Row():
+                model_box = gr.Textbox(label="Model (empty: the header's model)", scale=3,
+                                       placeholder="Hub id, local model dir, or a dir holding only config.json")
+                layers_btn = gr.Button("Read layers", scale=1)
+            model_info = gr.Markdown()
+            with gr.Row():
+                rank = gr.Number(8, label="rank r", precision=0, minimum=1, maximum=4096)
+                alpha = gr.Number(16, label="lora_alpha", minimum=0.001)
+                use_dora = gr.Checkbox(label="DoRA (+ magnitude vector)")
+                use_rslora = gr.Checkbox(label="rsLoRA scaling (alpha/√r)")
+            targets = gr.CheckboxGroup(choices=[lora.ALL_LINEAR, *lora.DEFAULT_LINEAR_NAMES], value=DEFAULT_TARGETS,
+                                       label="target modules")
+            with gr.Row():
+                dtype = gr.Radio(["bf16", "fp16", "fp32"], value="bf16", label="weights dtype")
+                batch = gr.Slider(1, 128, value=8, step=1, label="batch size")
+                seq = gr.Slider(64, 32768, value=512, step=64, label="sequence length")
+                gpu = gr.Dropdown(GPU_CHOICES, value=24, label="GPU memory (GiB)", allow_custom_value=True)
+            calc_btn = gr.Button("Calculate", variant="primary")
+            calc_md = gr.Markdown()
+            with gr.Row():
+                count_table = gr.Dataframe(label="trainable parameters per target module", interactive=False)
+                count_plot = gr.Plot(label="per module")
+            mem_table = gr.Dataframe(label="training memory (formula in labs/lora_memory.py; ±30% of measured peaks)",
+                                     interactive=False)
+            mem_plot = gr.Plot(label="memory")
+
+        with gr.Tab("Scaling"):
+            sc_alpha = gr.Number(16, label="lora_alpha", minimum=0.001)
+            sc_btn = gr.Button("Plot")
+            sc_plot = gr.Plot()
+            sc_table = gr.Dataframe(interactive=False)
+            gr.Markdown(lora.SCALING_EXPLAINED)
+
+        with gr.Tab("Rank sweep"):
+            gr.Markdown("Short LoRA SFT runs on the bundled instruction task, one per rank, same seed, steps, "
+                        "learning rate and batch — so you see on real runs whether a small rank suffices. "
+                        "Runs train one at a time in the run engine's queue (Training tab shows each).")
+            with gr.Row():
+                sw_name = gr.Textbox(label="sweep name (empty: dated)", scale=2)
+                sw_ranks = gr.CheckboxGroup(RANK_CHOICES, value=[1, 2, 4, 8], label="ranks", scale=3)
+            with gr.Row():
+                sw_alpha_mode = gr.Radio(["alpha = 2 × rank", "same alpha for every rank"], value="alpha = 2 × rank",
+                                         label="alpha")
+                sw_alpha = gr.Number(16, label="alpha (when the same for every rank)", minimum=0.001)
+                sw_rslora = gr.Checkbox(label="rsLoRA")
+                sw_targets = gr.Dropdown(["all-linear", "q_proj,v_proj", "q_proj,k_proj,v_proj,o_proj"],
+                                         value="all-linear", label="targets", allow_custom_value=True)
+            with gr.Row():
+                sw_steps = gr.Slider(50, 1000, value=50, step=10, label="steps per run (same for all)")
+                sw_lr = gr.Number(3e-4, label="learning rate", minimum=1e-7, maximum=1e-2)
+                sw_eval = gr.Slider(0, 100, value=20, step=1, label="held-out rows for the task metric")
+            with gr.Row():
+                sw_start = gr.Button("Start sweep", variant="primary")
+                sw_stop = gr.Button("Stop sweep", variant="stop")
+            sw_msg = gr.Markdown()
+            with gr.Row():
+                from labs import lora_sweep
+                sw_pick = gr.Dropdown(lora_sweep.list_sweeps(), label="sweep", allow_custom_value=True, scale=4)
+                sw_refresh = gr.Button("↻", scale=0, min_width=40)
+            sw_status = gr.Markdown()
+            sw_table = gr.Dataframe(interactive=False)
+            sw_plot = gr.Plot()
+            sw_timer = gr.Timer(3.0)
+
+        with gr.Tab("Inside an adapter"):
+            gr.Markdown("Singular values of each learned update ΔW = scaling·B·A (PEFT's scaling, rsLoRA-aware), "
+                        "**effective rank = how many singular values hold 90% of Σσ²**, and ‖ΔW‖_F/‖W‖_F against "
+                        "the frozen weight. Two adapters of different rank on the same data: φ(i, j) = "
+                        "‖U_iᵀU_j‖²_F / min(i, j) with U the right-singular vectors of each A (LoRA paper §7).")
+            with gr.Row():
+                ad_a = gr.Dropdown(adapter_choices(), label="adapter (run or directory)", allow_custom_value=True, scale=4)
+                ad_refresh = gr.Button("↻", scale=0, min_width=40)
+                ad_btn = gr.Button("Analyse", variant="primary", scale=1)
+            ad_md = gr.Markdown()
+            ad_plot = gr.Plot()
+            ad_table = gr.Dataframe(interactive=False)
+            with gr.Row():
+                ad_b = gr.Dropdown(adapter_choices(), label="second adapter (other rank, same data)",
+                                   allow_custom_value=True, scale=3)
+                ad_layer = gr.Dropdown([], label="layer", allow_custom_value=True, scale=3)
+                sim_btn = gr.Button("Compare subspaces", scale=1)
+            sim_md = gr.Markdown()
+            sim_plot = gr.Plot()
+
+    # ---- events
+    layers_in = [model_box, header]
+    layers_btn.click(read_layers, layers_in, [targets, model_info], api_name="lora_layers")
+    header.change(read_layers, layers_in, [targets, model_info], show_api=False)
+    calc_btn.click(calculate, [model_box, header, rank, alpha, targets, use_dora, use_rslora, dtype, batch, seq, gpu],
+                   [calc_md, count_table, count_plot, mem_table, mem_plot], api_name="lora_count")
+    sc_btn.click(scaling_view, sc_alpha, [sc_plot, sc_table], api_name="lora_scaling")
+    sw_start.click(sweep_start, [sw_name, header, sw_ranks, sw_alpha_mode, sw_alpha, sw_targets, sw_steps, sw_lr,
+                                 sw_eval, sw_rslora], [sw_pick, sw_msg], api_name="lora_sweep_start")
+    sw_stop.click(sweep_stop, sw_pick, sw_msg, api_name="lora_sweep_stop")
+    gr.on([sw_pick.change, sw_timer.tick], sweep_status, sw_pick, [sw_table, sw_plot, sw_status],
+          queue=False, show_progress="hidden", show_api=False)
+    sw_refresh.click(sweep_choices, None, sw_pick, queue=False, show_api=False)
+    status_btn = gr.Button(visible=False)
+    status_btn.click(sweep_status, sw_pick, [sw_table, sw_plot, sw_status], api_name="lora_sweep_status")
+    ad_refresh.click(lambda: (gr.update(choices=adapter_choices()),) * 2, None, [ad_a, ad_b], queue=False, show_api=False)
+    ad_btn.click(spectra, ad_a, [ad_md, ad_table, ad_plot, ad_layer], api_name="lora_spectra", **GPU_QUEUE)
+    sim_btn.click(similarity, [ad_a, ad_b, ad_layer], [sim_md, sim_plot], api_name="lora_similarity", **GPU_QUEUE)
+    gr.on([model_box.submit], read_layers, layers_in, [targets, model_info], show_api=False)
+
+
+if __name__ == "__main__":
+    from components.shared import default_context
+    with gr.Blocks(title="LoRA explorer") as demo:
+        with gr.Tab("LoRA explorer"):
+            build(default_context())
+    demo.launch()
