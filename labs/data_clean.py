@@ -56,7 +56,8 @@ class Report:
     def markdown(self, max_rows: int = 20) -> str:
         if not self.problems:
             return f"**No problems found** in {self.n_rows} rows."
-        lines = [f"**{len(self.problems)} kinds of problems** in {self.n_rows} rows:", "",
+        kinds = "1 kind of problem" if len(self.problems) == 1 else f"{len(self.problems)} kinds of problems"
+        lines = [f"**{kinds}** in {self.n_rows} rows:", "",
                  "| problem | count | rows | fix |", "|---|---|---|---|"]
         for p in self.problems:
             shown = ", ".join(map(str, p.rows[:max_rows])) + (" …" if p.count > max_rows else "")
@@ -297,7 +298,8 @@ _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 IPV4 = re.compile(rf"(?<![\w.])(?<!version )(?<!v){_OCTET}(?:\.{_OCTET}){{3}}(?![\w]|\.\d)")
 IPV6 = re.compile(r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}(?![\w:])"
                   r"|(?<![\w:])(?:[0-9a-fA-F]{1,4}:){1,6}:(?:[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4}){0,5})?(?![\w:])")
-CARD = re.compile(r"(?<![\w.])\d(?:[ -]?\d){12,18}(?![\w.])")
+# not inside a decimal or dotted number, but a sentence may end right after it ("card 4111 1111 1111 1111.")
+CARD = re.compile(r"(?<!\w)(?<!\d[.,])\d(?:[ -]?\d){12,18}(?!\w|[.,]\d)")
 PII_KINDS = ("email", "phone", "ip", "card")
 
 

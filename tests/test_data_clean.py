@@ -65,6 +65,8 @@ PII = [
     ("Server 192.168.10.20 and 2001:db8:85a3::8a2e:370:7334 are down", "Server [IP] and [IP] are down"),
     ("Card 4111 1111 1111 1111 expires soon", "Card [CARD] expires soon"),
     ("Paid with 5500-0000-0000-0004", "Paid with [CARD]"),
+    ("My card is 4111 1111 1111 1111.", "My card is [CARD]."),     # at the end of a sentence
+    ("cards: 4111111111111111, 5500000000000004", "cards: [CARD], [CARD]"),
 ]
 LOOKALIKES = [
     "Upgrade to version 2.10.3 or v1.2.3.4 today.",            # version numbers (also four-part)
@@ -74,6 +76,7 @@ LOOKALIKES = [
     "Order 4111 1111 1111 1112 is not a valid card.",          # fails the Luhn check
     "ISBN 978-0-306-40615-7 and a score of +12 points.",
     "Temperatures hit 35.5 degrees on 01.02.2023.",
+    "Pi is about 3.4111111111111111 here.",                   # digits after a decimal point
 ]
 
 
