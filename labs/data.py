@@ -83,7 +83,7 @@ def _jsonl(text: str, name: str) -> list[dict]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise DataError(f"{name}: line {n} is not valid JSON ({e.msg} at column {e.colno})") from None
+            raise DataError(f"{name}: line {n} is not valid JSON ({e.msg}, column {e.colno})") from None
         if not isinstance(obj, dict):
             raise DataError(f"{name}: line {n} is a JSON {type(obj).__name__}, expected an object {{...}}")
         rows.append(obj)

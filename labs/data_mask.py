@@ -148,8 +148,10 @@ def slide7_html(s: dict, show: int = 48) -> str:
             f"loss, of which <b>{s['pad_labels_trained']}</b> are padding (SmolLM2's pad is its EOS, so the model "
             f"is drilled to stop); the {s['target_tokens']} answer tokens never appear in the input; and position k "
             "of the prompt is taught to predict token k of the answer instead of the next token. The correct mask "
-            "(left) feeds prompt + answer as one sequence and trains only the answer and its end-of-turn token.</p>"
-            f"<table><tr><th>pos</th><th>input token</th><th>label token</th></tr>{rows}</table>")
+            "(above) feeds prompt + answer as one sequence and trains only the answer and its end-of-turn token.</p>"
+            f'<div style="max-height:360px;overflow-y:auto"><p>First {min(show, len(s["pairs"]))} of '
+            f'{s["positions"]} positions:</p>'
+            f"<table><tr><th>pos</th><th>input token</th><th>label token</th></tr>{rows}</table></div>")
 
 
 def length_figure(lengths: list[int], max_length: int):

@@ -39,6 +39,15 @@ def test_bad_files_get_one_clear_line(tmp_path, name, content, message):
         assert r.stderr.strip().count("\n") == 0 and "line 3" in r.stderr
 
 
+def test_broken_jsonl_message_reads_cleanly(tmp_path):
+    p = tmp_path / "cut.jsonl"
+    p.write_text('{"text": "ok"}\n{"text": "cut\n')
+    with pytest.raises(data.DataError) as e:
+        data.read_file(p)
+    assert "line 2 is not valid JSON (Unterminated string starting at, column 10)" in str(e.value)
+    assert "at at" not in str(e.value)
+
+
 def test_size_limit_is_named(tmp_path, monkeypatch):
     p = tmp_path / "big.jsonl"
     p.write_text('{"text": "%s"}\n' % ("x" * 3000))
