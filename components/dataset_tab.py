@@ -8,6 +8,7 @@ per-browser gr.State, and what is saved goes to <data-dir>/datasets/<name>/ for 
 from __future__ import annotations
 
 import functools
+from html import escape
 import json
 import tempfile
 from pathlib import Path
@@ -43,17 +44,24 @@ def _summary(st: dict) -> str:
             f"columns: {', '.join(data.columns_of(st['rows']))}")
 
 
-def _ingest(load, fmt, mapping, st):
+def _table_value(rows: list[dict]):
+    """The editable table gets the loaded rows only when it can hold all of them: "Use these rows" on a
+    200-row excerpt of a longer file would silently drop the rest."""
+    return _frame(rows) if len(rows) <= PREVIEW_ROWS else gr.update()
+
+
+def _ingest(load, fmt, mapping, st, source: str | None = None):
     """Run a loader; on bad input keep the previous rows and say what was wrong."""
     try:
         loaded = load()
-        loaded = data.detect(list(loaded), source=getattr(loaded, "source", "table"),
+        loaded = data.detect(list(loaded), source=source or getattr(loaded, "source", "table"),
                              fmt=None if fmt in (None, "", "auto") else fmt, mapping=mapping or None)
     except (data.DataError, models.ModelError, OSError) as e:
         gr.Warning(str(e))
-        return st, f"⚠️ {e}", _frame(st["rows"]), _frame(st["rows"])
+        kept = f"\n\nStill loaded: {_summary(st)}" if st["rows"] else ""
+        return st, f"⚠️ {e}{kept}", _frame(st["rows"]), gr.update()
     st = {"rows": list(loaded), "format": loaded.format, "reason": loaded.reason, "source": loaded.source}
-    return st, _summary(st), _frame(st["rows"]), _frame(st["rows"])
+    return st, _summary(st), _frame(st["rows"]), _table_value(st["rows"])
 
 
 # --------------------------------------------------------------------------- import
@@ -61,7 +69,8 @@ def load_file(file, fmt, mapping, st):
     if not file:
         return _ingest(lambda: (_ for _ in ()).throw(data.DataError("choose a file to upload first")), fmt, mapping, st)
     path = file if isinstance(file, str) else getattr(file, "name", str(file))
-    return _ingest(lambda: data.read_file(path), fmt, mapping, st)
+    # the upload's temporary path (/tmp/gradio/<hash>/x.jsonl) means nothing to the user: show its name
+    return _ingest(lambda: data.read_file(path), fmt, mapping, st, source=Path(path).name)
 
 
 def load_path(path, fmt, mapping, st):
@@ -73,7 +82,7 @@ def load_sample(name, fmt, mapping, st):
     samples = data.samples()
     if name not in samples:
         return _ingest(lambda: (_ for _ in ()).throw(data.DataError(f"no bundled sample {name!r}")), fmt, mapping, st)
-    return _ingest(lambda: data.read_file(samples[name]), fmt, mapping, st)
+    return _ingest(lambda: data.read_file(samples[name]), fmt, mapping, st, source=f"sample {name}")
 
 
 def load_hub(dataset_id, split, fmt, mapping, st):
@@ -130,13 +139,13 @@ def inspect(st, near, max_length, spec):
     rep = data.validate(st["rows"], st["format"], lengths=lengths, max_length=int(max_length),
                         near_threshold=float(near))
     counts = data.label_counts(st["rows"], st["format"])
-    bal = data.balance_figure(dict(counts), f"{st['format']}: label distribution")
+    bal = data.balance_figure(dict(counts), f"{st['format']}: label distribution") if counts else None
     hist = data.length_figure([n for n in (lengths or []) if n], int(max_length)) if lengths else None
     md = rep.markdown()
     if lengths:
         s = data.length_stats([n for n in lengths if n], int(max_length))
         md += (f"\n\nTokens per training sequence (`{spec}` chat template): mean {s['mean']}, longest {s['longest']}; "
-               f"**{s['truncated']} rows** would be truncated at max length {s['max_length']}.")
+               f"**{s['truncated']} row{'' if s['truncated'] == 1 else 's'}** would be truncated at max length {s['max_length']}.")
     fixes = [(f"{p.fix}: {p.title} ({p.count} rows)", p.kind) for p in rep.problems if p.fix]
     return md, bal, hist, gr.update(choices=fixes, value=fixes[0][1] if fixes else None)
 
@@ -188,7 +197,8 @@ def preview(st, index, spec, max_length):
             [{"role": "user", "content": train_row["text"]}]
         tok = _tokenizer(spec)
         mask = data.training_mask(tok, train_row, max_length=int(max_length))
-        head = (f"Row {index} of {len(st['rows'])}, as TRL's SFTTrainer trains on it with `{spec}`'s chat template "
+        head = (f"Row {index} of {len(st['rows'])}, as TRL's SFTTrainer trains on it with <code>{escape(spec or '')}"
+                f"</code>'s chat template "
                 f"(completion-only loss, max length {int(max_length)}):")
         html = f"<p>{head}</p>" + data.mask_html(mask)
         if "prompt" in train_row and isinstance(train_row["prompt"], list):
@@ -203,6 +213,13 @@ def preview(st, index, spec, max_length):
              "content": (f"*[{m['role']}]* " if m["role"] not in ("user", "assistant") else "") + m["content"]}
             for m in chat]
     return chat, html, s7, f"Showing row {index}."
+
+
+def after_load(st, spec, max_length):
+    """New rows: show row 1 and clear the report, plots and fixes that described the previous rows."""
+    chat, mask, s7, note = preview(st, 1, spec, max_length)
+    report = "Press **Validate** to check these rows." if st["rows"] else ""
+    return 1, chat, mask, s7, note, report, None, None, gr.update(choices=[], value=None)
 
 
 # --------------------------------------------------------------------------- cleaning
@@ -314,7 +331,8 @@ def build(ctx) -> None:
                                  label="Rows (add rows/columns; cells holding JSON lists are parsed)", wrap=True)
             table_btn = gr.Button("Use these rows")
     summary = gr.Markdown("No data loaded yet.")
-    rows_view = gr.Dataframe(label=f"Rows (first {PREVIEW_ROWS})", interactive=False, wrap=True, max_height=300)
+    rows_view = gr.Dataframe(_frame([]), label=f"Rows (first {PREVIEW_ROWS})", interactive=False, wrap=True,
+                             max_height=300)
 
     with gr.Accordion("Preview: what the model is trained on", open=True):
         with gr.Row():
@@ -378,11 +396,14 @@ def build(ctx) -> None:
         push_note = gr.Markdown()
 
     loaded = [st, summary, rows_view, table]
-    upload_btn.click(load_file, [upload, fmt, mapping, st], loaded, api_name="dataset_load_file")
-    sample_btn.click(load_sample, [sample, fmt, mapping, st], loaded, api_name="dataset_load_sample")
-    path_btn.click(load_path, [path, fmt, mapping, st], loaded, api_name="dataset_load_path")
-    hub_btn.click(load_hub, [hub_id, hub_split, fmt, mapping, st], loaded, api_name="dataset_load_hub")
-    table_btn.click(load_table, [table, fmt, mapping, st], loaded, api_name="dataset_load_table")
+    fresh = dict(fn=after_load, inputs=[st, ctx.model_spec, max_length],
+                 outputs=[index, chat, mask, slide7, preview_note, report, balance, lengths, fix_kind])
+    upload_btn.click(load_file, [upload, fmt, mapping, st], loaded, api_name="dataset_load_file").then(**fresh)
+    upload.upload(load_file, [upload, fmt, mapping, st], loaded).then(**fresh)  # no extra click after a drop
+    sample_btn.click(load_sample, [sample, fmt, mapping, st], loaded, api_name="dataset_load_sample").then(**fresh)
+    path_btn.click(load_path, [path, fmt, mapping, st], loaded, api_name="dataset_load_path").then(**fresh)
+    hub_btn.click(load_hub, [hub_id, hub_split, fmt, mapping, st], loaded, api_name="dataset_load_hub").then(**fresh)
+    table_btn.click(load_table, [table, fmt, mapping, st], loaded, api_name="dataset_load_table").then(**fresh)
     preview_btn.click(preview, [st, index, ctx.model_spec, max_length], [chat, mask, slide7, preview_note],
                       api_name="dataset_preview")
     inspect_btn.click(inspect, [st, near, max_length, ctx.model_spec], [report, balance, lengths, fix_kind],

@@ -4,6 +4,7 @@ from __future__ import annotations
 import socket
 
 import gradio as gr
+import pandas as pd
 import pytest
 from gradio_client import Client, handle_file
 
@@ -71,3 +72,35 @@ def test_bad_input_keeps_serving(client, tmp_path):
     summary = c.predict({"headers": ["q", "a"], "data": [["What is 2+2?", "4"], ["", ""]]}, "prompt_completion",
                         "prompt=q, completion=a", api_name="/dataset_load_table")[0]
     assert "**1 rows**" in summary and "prompt_completion" in summary
+
+
+def test_new_data_replaces_old_views(data_dir, tiny_model_dir, tmp_path):
+    spec = str(tiny_model_dir)
+    st = dict(dataset_tab.EMPTY)
+    st, *_ = dataset_tab.load_sample("formats/instruction.jsonl", "auto", "", st)
+    report, bal, hist, _ = dataset_tab.inspect(st, 0.8, 1024, spec)
+    assert bal is None and hist is not None  # no label column: no empty balance chart
+    src = tmp_path / "other.jsonl"
+    src.write_text('{"prompt": "Name a colour.", "completion": "Teal."}\n')
+    st, summary, _, _ = dataset_tab.load_file(str(src), "auto", "", st)
+    assert "`other.jsonl`" in summary and str(tmp_path) not in summary  # the file's name, not its temp path
+    index, chat, mask, _, note, report, bal, hist, fixes = dataset_tab.after_load(st, spec, 1024)
+    assert index == 1 and chat[-1]["content"] == "Teal." and "tok-train" in mask
+    assert bal is None and hist is None and "Validate" in report and fixes["choices"] == []
+
+
+def test_failed_load_keeps_rows_and_says_so(data_dir, tmp_path):
+    st, *_ = dataset_tab.load_sample("formats/instruction.jsonl", "auto", "", dict(dataset_tab.EMPTY))
+    bad = tmp_path / "empty.jsonl"
+    bad.write_text("")
+    st2, summary, _, table = dataset_tab.load_file(str(bad), "auto", "", st)
+    assert st2 is st and summary.startswith("⚠️ empty.jsonl is empty") and "Still loaded: **5 rows**" in summary
+
+
+def test_long_file_does_not_fill_the_editable_table(data_dir):
+    """"Use these rows" on a 200-row excerpt would drop the rest of a longer file."""
+    st, _, view, table = dataset_tab.load_sample("instruct/train.jsonl", "auto", "", dict(dataset_tab.EMPTY))
+    assert len(st["rows"]) > dataset_tab.PREVIEW_ROWS and len(view) == dataset_tab.PREVIEW_ROWS
+    assert not isinstance(table, pd.DataFrame)  # left as it was
+    st, _, _, table = dataset_tab.load_sample("formats/instruction.jsonl", "auto", "", st)
+    assert isinstance(table, pd.DataFrame) and len(table) == 5
