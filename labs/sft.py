@@ -139,8 +139,31 @@ def _callbacks(cfg, session, tok, watch_rows, t_start):
 
 
 # --------------------------------------------------------------------------- the recipe
-def train(cfg: SFTRunConfig, session) -> dict:
-    """Run one SFT job inside a runs.recipe_session; returns the final metrics."""
+class NullSession:
+    """A session without a run directory's bookkeeping, for using the recipe from code or a benchmark:
+    `build_trainer(cfg, NullSession(out_dir))`."""
+
+    def __init__(self, out_dir):
+        self.dir, self.resume_checkpoint, self.is_main = Path(out_dir), None, int(os.environ.get("RANK", "0")) == 0
+        self.rows: list[dict] = []
+        self.recorded: dict = {}
+
+    def log(self, row):
+        self.rows.append(row)
+
+    def record(self, **fields):
+        self.recorded.update(fields)
+
+    def should_stop(self):
+        return False
+
+    def callback(self):
+        from transformers import TrainerCallback
+        return TrainerCallback()
+
+
+def build_trainer(cfg: SFTRunConfig, session, splits: dict | None = None):
+    """Data, model and SFTTrainer for `cfg`, in dependency order; returns (trainer, tokenizer, splits, source)."""
     import datasets
     import torch
     from transformers import EarlyStoppingCallback
@@ -151,7 +174,7 @@ def train(cfg: SFTRunConfig, session) -> dict:
     run_dir = Path(session.dir)
 
     # ---- Data: rows -> prompt/completion -> token ids + labels (prompt masked unless completion_only is off)
-    splits = load_splits(cfg.dataset, cfg.task_filter(), cfg.max_train_rows)
+    splits = splits or load_splits(cfg.dataset, cfg.task_filter(), cfg.max_train_rows)
 
     # ---- Model (device before precision: autocast depends on the device)
     device = torch.device("cpu") if cfg.device == "cpu" else models.pick_device(cfg.device)
@@ -191,12 +214,20 @@ def train(cfg: SFTRunConfig, session) -> dict:
         ddp_backend="gloo" if device.type == "cpu" and world > 1 else None,
         ddp_find_unused_parameters=False if world > 1 else None,
     )
-    t_start = [time.perf_counter()]
+    t_start = session.t_start = [time.perf_counter()]
     callbacks = [session.callback(), *_callbacks(cfg, session, tok, splits["validation"][:N_WATCH], t_start)]
     if cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                          processing_class=tok, callbacks=callbacks)
+
+    return trainer, tok, splits, source
+
+
+def train(cfg: SFTRunConfig, session) -> dict:
+    """Run one SFT job inside a runs.recipe_session (or a NullSession); returns the final metrics."""
+    trainer, tok, splits, source = build_trainer(cfg, session)
+    run_dir, world, t_start = Path(session.dir), int(os.environ.get("WORLD_SIZE", "1")), session.t_start
 
     # ---- Train
     t_start[0] = time.perf_counter()

@@ -1,0 +1,142 @@
+"""The SFT recipe on a tiny model: the loss mask, training changes the weights, early stopping,
+resume, the headless CLI and two data-parallel processes under torchrun."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labs.sft_config import SFTRunConfig
+from labs.sft_data import load_splits, mask_preview, to_prompt_completion
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tiny_jsonl(tmp_path) -> Path:
+    rows = load_splits("instruct", ["extraction"])["train"][:12]
+    p = tmp_path / "tiny.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return p
+
+
+def _cfg(model, data, **kw) -> SFTRunConfig:
+    base = dict(model=str(model), dataset=str(data), data_tasks="", max_steps=3, batch_size=4, eval_steps=2,
+                logging_steps=1, eval_rows=0, max_length=128, learning_rate=1e-3, device="cpu")
+    return SFTRunConfig(**{**base, **kw})
+
+
+def test_mask_trains_the_answer_and_its_end_of_turn(default_tokenizer):
+    row = load_splits("instruct", ["extraction"])["train"][0]
+    toks = mask_preview(default_tokenizer, row, 512)
+    trained = "".join(t for t, m in toks if m)
+    answer = row["completion"][0]["content"]
+    assert trained.startswith(answer) and "<|im_end|>" in trained  # EOS (= pad token) is learned
+    assert not any(m for t, m in toks if "user" in t)
+    assert all(m for _, m in mask_preview(default_tokenizer, row, 512, completion_only=False))
+    # truncation: the preview is cut where the trainer cuts
+    assert len(mask_preview(default_tokenizer, row, 20)) == 20
+
+
+def test_messages_rows_learn_the_last_assistant_turn(default_tokenizer):
+    msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
+    pc = to_prompt_completion({"messages": msgs})
+    assert pc["prompt"] == msgs[:3] and pc["completion"] == msgs[3:]
+    trained = "".join(t for t, m in mask_preview(default_tokenizer, {"messages": msgs}) if m)
+    assert trained.startswith("4<|im_end|>") and "hello" not in trained
+
+
+def test_three_steps_change_the_trainable_parameters(tiny_model_dir, tiny_jsonl, tmp_path):
+    import torch
+    from labs.sft import NullSession, build_trainer
+    for method in ("lora", "freeze"):
+        cfg = _cfg(tiny_model_dir, tiny_jsonl, method=method, freeze_top_n=1, eval_steps=0, num_epochs=1)
+        trainer, *_ = build_trainer(cfg, NullSession(tmp_path / method))
+        named = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+        frozen = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if not p.requires_grad}
+        assert named and frozen
+        out = trainer.train()
+        assert trainer.state.global_step == 3 and math.isfinite(out.training_loss)
+        params = dict(trainer.model.named_parameters())
+        changed = [n for n, v in named.items() if not torch.equal(v, params[n].detach())]
+        assert changed, f"{method}: no trainable parameter changed"
+        assert all(torch.equal(v, params[n].detach()) for n, v in frozen.items()), f"{method}: a frozen weight moved"
+        if method == "freeze":  # only the top layer (and the final norm) train
+            assert all(".layers.1." in n or n.endswith("model.norm.weight") for n in named)
+
+
+def test_early_stopping_stops_when_validation_loss_stalls(tiny_model_dir, tiny_jsonl, tmp_path):
+    from labs.sft import NullSession, build_trainer
+    # 1e-12 cannot move fp32 weights of this size: the eval loss repeats exactly -> no improvement
+    cfg = _cfg(tiny_model_dir, tiny_jsonl, method="freeze", freeze_top_n=1, learning_rate=1e-12, max_steps=12,
+               eval_steps=1, early_stopping_patience=2, lr_scheduler="constant", warmup=0)
+    trainer, *_ = build_trainer(cfg, NullSession(tmp_path / "es"))
+    trainer.train()
+    assert trainer.state.global_step == 3  # step 1 sets the best, steps 2 and 3 do not improve on it
+    assert trainer.state.best_model_checkpoint.endswith("checkpoint-1")  # the best one is kept and loaded
+
+
+def _run_dir(cfg: SFTRunConfig):
+    from labs import runs
+    return runs.create("sft", cfg.to_dict())
+
+
+def test_headless_cli_then_resume(data_dir, tiny_model_dir, tiny_jsonl):
+    from labs import runs
+    from labs.sft import main
+    run = _run_dir(_cfg(tiny_model_dir, tiny_jsonl, max_steps=2, eval_rows=2))
+    env = {**os.environ, "LAB_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-m", "labs.sft", "--config", str(run.dir / "config.yaml")],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert run.status()["state"] == "finished"
+    assert (run.dir / "adapter" / "adapter_config.json").exists()
+    assert (run.dir / "checkpoints" / "checkpoint-2").exists()
+    metrics = run.metrics()
+    assert any("loss" in r and math.isfinite(r["loss"]) for r in metrics)
+    assert any("eval_generations" in r for r in metrics)
+    final = [r for r in metrics if r.get("final")][-1]
+    assert "test/exact_match" in final and "test/base/exact_match" in final
+    assert (run.dir / "eval_predictions.jsonl").read_text().count("\n") == 1  # the one validation row
+    rec = json.loads((run.dir / "record.json").read_text())
+    assert rec["data_hash"] and rec["model_source"]["kind"] == "local" and rec["world_size"] == 1
+
+    # resume the finished run for two more steps, in process
+    cfg = yaml.safe_load((run.dir / "config.yaml").read_text())
+    cfg["max_steps"], cfg["eval_rows"] = 4, 0
+    (run.dir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["--config", str(run.dir / "config.yaml"), "--resume"]) == 0
+    st = runs.get(run.id).status()
+    assert st["state"] == "finished" and st["resumed_from"].endswith("checkpoint-2")
+    steps = [r["step"] for r in runs.get(run.id).metrics() if "loss" in r]
+    assert steps.count(1) == 1 and max(steps) == 4
+
+
+def test_cli_refuses_a_bad_config_in_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("learning_rate: -1\n")
+    p = subprocess.run([sys.executable, "-m", "labs.sft", "--config", str(bad)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert p.stderr.strip() == "error: learning_rate: between 0 and 0.01, got -1"
+
+
+def test_torchrun_two_processes(data_dir, tiny_model_dir, tiny_jsonl):
+    run = _run_dir(_cfg(tiny_model_dir, tiny_jsonl, max_steps=2, batch_size=2))
+    env = {**os.environ, "LAB_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1"}
+    torchrun = Path(sys.executable).with_name("torchrun")
+    p = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "labs.sft", "--config",
+                        str(run.dir / "config.yaml")], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert run.status()["state"] == "finished"
+    assert json.loads((run.dir / "record.json").read_text())["world_size"] == 2
+    final = [r for r in run.metrics() if r.get("final")][-1]
+    assert final["world_size"] == 2 and final["step"] == 2
