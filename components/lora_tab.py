@@ -272,7 +272,7 @@ def build(ctx) -> None:
     # ---- events
     layers_in = [model_box, header]
     layers_btn.click(read_layers, layers_in, [targets, model_info], api_name="lora_layers")
-    header.change(read_layers, layers_in, [targets, model_info], show_api=False)
+    header.change(read_layers, layers_in, [targets, model_info], api_visibility="private")
     calc_btn.click(calculate, [model_box, header, rank, alpha, targets, use_dora, use_rslora, dtype, batch, seq, gpu],
                    [calc_md, count_table, count_plot, mem_table, mem_plot], api_name="lora_count")
     sc_btn.click(scaling_view, sc_alpha, [sc_plot, sc_table], api_name="lora_scaling")
@@ -280,14 +280,14 @@ def build(ctx) -> None:
                                  sw_eval, sw_rslora], [sw_pick, sw_msg], api_name="lora_sweep_start")
     sw_stop.click(sweep_stop, sw_pick, sw_msg, api_name="lora_sweep_stop")
     gr.on([sw_pick.change, sw_timer.tick], sweep_status, sw_pick, [sw_table, sw_plot, sw_status],
-          queue=False, show_progress="hidden", show_api=False)
-    sw_refresh.click(sweep_choices, None, sw_pick, queue=False, show_api=False)
+          queue=False, show_progress="hidden", api_visibility="private")
+    sw_refresh.click(sweep_choices, None, sw_pick, queue=False, api_visibility="private")
     status_btn = gr.Button(visible=False)
     status_btn.click(sweep_status, sw_pick, [sw_table, sw_plot, sw_status], api_name="lora_sweep_status")
-    ad_refresh.click(lambda: (gr.update(choices=adapter_choices()),) * 2, None, [ad_a, ad_b], queue=False, show_api=False)
+    ad_refresh.click(lambda: (gr.update(choices=adapter_choices()),) * 2, None, [ad_a, ad_b], queue=False, api_visibility="private")
     ad_btn.click(spectra, ad_a, [ad_md, ad_table, ad_plot, ad_layer], api_name="lora_spectra", **GPU_QUEUE)
     sim_btn.click(similarity, [ad_a, ad_b, ad_layer], [sim_md, sim_plot], api_name="lora_similarity", **GPU_QUEUE)
-    gr.on([model_box.submit], read_layers, layers_in, [targets, model_info], show_api=False)
+    gr.on([model_box.submit], read_layers, layers_in, [targets, model_info], api_visibility="private")
 
 
 if __name__ == "__main__":

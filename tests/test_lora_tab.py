@@ -1,0 +1,108 @@
+"""A real rank sweep through the run engine on the tiny model (2 ranks, 3 steps each), then the tab
+driven through gradio_client: calculator, scaling, sweep status (re-attached from its record),
+spectra and subspace similarity of the sweep's two adapters."""
+from __future__ import annotations
+
+import json
+import math
+import socket
+
+import pytest
+
+from labs import lora, lora_plots, lora_sweep
+
+
+@pytest.fixture(scope="module")
+def swept(tiny_model_dir, tmp_path_factory):
+    """A finished 2-point sweep in its own data directory."""
+    d = tmp_path_factory.mktemp("lora_data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAB_DATA_DIR", str(d))
+        rec = lora_sweep.start_sweep("tiny", ranks=[1, 4], model=str(tiny_model_dir), max_steps=3, warmup=0,
+                                     batch_size=2, max_length=160, eval_rows=1, eval_steps=3, logging_steps=1,
+                                     learning_rate=1e-3, device="cpu")
+        results = lora_sweep.wait_sweep("tiny", timeout_s=420)
+        yield d, rec, results
+
+
+def test_sweep_trains_every_rank_with_the_same_budget(swept, tiny_model_dir):
+    d, rec, results = swept
+    on_disk = json.loads((d / "sweeps" / "tiny.json").read_text())
+    assert on_disk["run_ids"] == rec["run_ids"] and len(rec["run_ids"]) == 2
+    assert [r["state"] for r in results] == ["finished", "finished"], [r.get("error") for r in results]
+    assert [r["rank"] for r in results] == [1, 4] and {r["step"] for r in results} == {3}
+    assert all(math.isfinite(r["eval_loss"]) and r["eval_loss"] > 0 for r in results)  # answers kept in 160 tokens
+    shapes = lora.model_shapes(str(tiny_model_dir))
+    for r in results:  # the run's own count (PEFT, in the recipe) equals the calculator's
+        assert r["trainable_params"] == lora.count_trainable(shapes, r["rank"], "all-linear").trainable
+    assert results[1]["trainable_params"] == 4 * results[0]["trainable_params"]
+    assert results[0]["metric"] == "exact_match" and results[0]["train_seconds"] > 0
+    fig = lora_plots.sweep_figure(results)
+    assert sum(len(ax.lines) for ax in fig.axes) >= 4
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAB_DATA_DIR", str(d))
+        rows = lora_sweep.sweep_rows("tiny")
+        assert lora_sweep.list_sweeps() == ["tiny"] and lora_sweep.sweep_done("tiny")
+    assert [r["rank"] for r in rows] == [1, 4] and rows[0]["step"] == "3/3"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_tab_through_gradio_client(swept, tiny_model_dir, monkeypatch):
+    import gradio as gr
+    from gradio_client import Client
+
+    from components import lora_tab
+    from components.shared import AppContext
+    d, rec, _ = swept
+    monkeypatch.setenv("LAB_DATA_DIR", str(d))
+    with gr.Blocks() as demo:
+        header = gr.Textbox(value=str(tiny_model_dir))
+        lora_tab.build(AppContext(d, header))
+    port = _free_port()
+    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        c = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        targets, info = c.predict("", str(tiny_model_dir), api_name="/lora_layers")
+        assert "q_proj" in info and "LlamaForCausalLM" in info
+
+        out = c.predict("", str(tiny_model_dir), 8, 16, ["q_proj", "v_proj"], False, False, "fp32", 4, 128, 24,
+                        api_name="/lora_count")
+        want = lora.count_trainable(lora.model_shapes(str(tiny_model_dir)), 8, ["q_proj", "v_proj"]).trainable
+        assert f"{want:,} trainable parameters" in out[0]
+        assert [r[0] for r in out[1]["data"]] == ["q_proj", "v_proj"]
+        assert [r[0] for r in out[3]["data"]] == ["full fine-tuning", "LoRA", "LoRA on 4-bit base"]
+        from transformers import GPT2Config
+        gpt2_dir = d / "gpt2-config-only"
+        GPT2Config(n_layer=2, n_embd=64, n_head=4).save_pretrained(gpt2_dir)   # config.json alone
+        bad = c.predict(str(gpt2_dir), str(tiny_model_dir), 8, 16, ["q_proj"], False, False, "fp32", 4, 128, 24,
+                        api_name="/lora_count")
+        assert "'q_proj' is not a layer of GPT2LMHeadModel" in bad[0] and "c_attn" in bad[0]
+        targets, info = c.predict(str(gpt2_dir), str(tiny_model_dir), api_name="/lora_layers")
+        assert "c_attn" in info
+
+        plot, table = c.predict(16, api_name="/lora_scaling")
+        assert table["data"][0][:3] == [1, 16.0, 16.0]
+
+        st_table, _, st_md = c.predict("tiny", api_name="/lora_sweep_status")
+        assert "2/2 finished" in st_md and len(st_table["data"]) == 2
+
+        run1, run4 = rec["run_ids"]
+        md, table, _, layer = c.predict(run4, api_name="/lora_spectra")
+        assert "effective rank" in md and "rank 4" in md and len(table["data"]) == 2 * 7
+        eff = [row[3] for row in table["data"]]  # the trained update is not zero: 1..4 directions
+        assert all(1 <= e <= 4 for e in eff), eff
+        sim_md, _ = c.predict(run1, run4, "", api_name="/lora_similarity")
+        assert "φ(1,1)" in sim_md
+        err_md, _ = c.predict(run1, "no-such-run", "", api_name="/lora_similarity")
+        assert "no such directory" in err_md
+
+        _, msg = c.predict("", str(tiny_model_dir), [], "alpha = 2 × rank", 16, "all-linear", 50, 3e-4, 0, False,
+                           api_name="/lora_sweep_start")
+        assert "at least one rank" in msg
+    finally:
+        demo.close()
