@@ -1,0 +1,313 @@
+"""SFT trainer tab: fill the form (or a task preset), see what the loss trains on, start a run, watch it
+learn, then chat with it next to the base model, merge and export it.
+
+    python -m components.sft_tab        # this tab alone
+
+The form *is* labs.sft_config.SFTRunConfig: "Copy config as YAML" and "Copy command" show the job
+exactly as the run directory keeps it (`python -m labs.sft --config run.yaml` runs it headless).
+Callable by gradio_client: sft_preset, sft_mask_preview, sft_config_yaml, sft_start, sft_load_config,
+sft_details, sft_compare, sft_export (+ the run monitor's sft_run_status/stop/kill/resume).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+
+import gradio as gr
+import pandas as pd
+
+from components.shared import GPU_QUEUE, dataset_choices, run_choices
+from labs import runs
+from labs.sft_config import HELP, LINEAR_NAMES, PRESETS, ConfigError, SFTRunConfig, preset
+
+FIELDS = [f.name for f in fields(SFTRunConfig) if f.name != "model"]  # the model comes from the header
+DATASETS = ["instruct"]
+
+
+def _cfg(model, values) -> SFTRunConfig:
+    d = dict(zip(FIELDS, values))
+    d["lora_targets"] = ",".join(d["lora_targets"]) if isinstance(d["lora_targets"], list) else d["lora_targets"]
+    return SFTRunConfig(model=(model or "").strip() or SFTRunConfig.model, **d)
+
+
+def _form_values(cfg: SFTRunConfig) -> list:
+    out = []
+    for name in FIELDS:
+        v = getattr(cfg, name)
+        if name == "lora_targets":
+            v = ["all-linear"] if v in ("", "all-linear") else [t.strip() for t in v.split(",")]
+        out.append(v)
+    return out
+
+
+# --------------------------------------------------------------------------- handlers (plain functions)
+def apply_preset(name):
+    cfg = preset(name)
+    return [*_form_values(cfg), f"Preset **{name}**: {_preset_note(name)}"]
+
+
+def _preset_note(name):
+    return {"instruction": "JSON extraction + text transforms from the bundled set; held-out exact match.",
+            "sentiment": "review -> positive / negative / neutral; accuracy, precision, recall, F1.",
+            "qa": "a context and a question -> a span; exact match and token F1.",
+            "custom": "every row of the dataset; exact match."}[name]
+
+
+def effective_batch(batch, accum):
+    try:
+        return f"Effective batch: **{int(batch)} × {int(accum)} = {int(batch) * int(accum)}** rows per optimizer step " \
+               "(× number of processes)"
+    except (TypeError, ValueError):
+        return ""
+
+
+def config_yaml(model, *values):
+    try:
+        cfg = _cfg(model, values)
+    except ConfigError as e:
+        gr.Warning(str(e))
+        return f"# invalid: {e}", ""
+    return cfg.to_yaml(), cfg.command("run.yaml") + "   # save the YAML above as run.yaml first"
+
+
+def start(model, *values):
+    """Validate the form and submit the run; returns (run id for the monitor, message)."""
+    try:
+        cfg = _cfg(model, values)
+    except ConfigError as e:
+        gr.Warning(str(e))
+        return gr.update(), f"⚠️ **{e}**"
+    run = runs.submit("sft", cfg.to_dict())
+    return (run.id,
+            f"Started run `{run.id}` — {cfg.method}, effective batch {cfg.effective_batch()}; "
+            f"`{cfg.command(str(run.dir / 'config.yaml'))}`")
+
+
+def mask_preview(model, dataset, data_tasks, index, max_length, completion_only):
+    from labs import models
+    from labs.sft_data import DataError, load_splits, mask_preview as preview
+    try:
+        rows = load_splits(dataset, [t.strip() for t in (data_tasks or "").split(",") if t.strip()])["train"]
+        tok = models.load_tokenizer(model or None)
+    except (DataError, models.ModelError) as e:
+        gr.Warning(str(e))
+        return [], f"⚠️ {e}"
+    row = rows[int(index or 0) % len(rows)]
+    toks = preview(tok, row, int(max_length), bool(completion_only))
+    n = sum(m for _, m in toks)
+    return ([(t, "trained" if m else None) for t, m in toks],
+            f"{len(toks)} tokens, **{n} trained** (highlighted), {len(toks) - n} masked · row "
+            f"{int(index or 0) % len(rows)} of {len(rows)} training rows")
+
+
+def load_config(run_id):
+    if not run_id:
+        raise gr.Error("Pick a run first.")
+    try:
+        raw = dict(runs.get(run_id).config)
+        raw.pop("recipe", None)
+        cfg = SFTRunConfig.from_dict(raw)
+    except (runs.RunError, ConfigError) as e:
+        raise gr.Error(str(e)) from None
+    return _form_values(cfg)
+
+
+def details(run_id, overlay):
+    """Learning rate / grad norm / tokens/s, the overlay of earlier runs, eval generations, task metrics."""
+    from labs.plots import loss_figure, metric_figure
+    if not run_id:
+        return None, None, None, "", None
+    try:
+        run = runs.get(run_id)
+    except runs.RunError as e:
+        return None, None, None, f"⚠️ {e}", None
+    rows = run.metrics()
+    series = {run_id: rows}
+    for other in overlay or []:
+        if other != run_id:
+            try:
+                series[other] = runs.get(other).metrics()
+            except runs.RunError:
+                pass
+    loss = loss_figure(series, title="Loss: this run and earlier runs") if len(series) > 1 else None
+    extra = metric_figure(rows, ["learning_rate", "grad_norm", "tokens_per_s"])
+    gens = [r for r in rows if "eval_generations" in r]
+    table = None
+    if gens:
+        table = pd.DataFrame([{"step": r["step"], "prompt": g["prompt"][:120], "answer": g["answer"],
+                               "reference": g["reference"]} for r in gens[-3:] for g in r["eval_generations"]])
+    md = ""
+    ev = run.dir / "eval_metrics.json"
+    preds = None
+    if ev.exists():
+        m = json.loads(ev.read_text())
+        after = {k: v for k, v in m.items() if not k.startswith("base/") and k != "n"}
+        md = f"**Held-out metrics** ({m.get('n', '?')} rows, answers by generation):\n\n| metric | base | fine-tuned |\n" \
+             "|---|---|---|\n" + "\n".join(f"| {k} | {m.get('base/' + k, '–')} | {v} |" for k, v in after.items())
+        final = [r for r in rows if r.get("final")]
+        if final:
+            md += f"\n\nTraining time: {final[-1].get('train_seconds', '?')} s over {final[-1].get('step')} steps."
+        p = run.dir / "eval_predictions.jsonl"
+        if p.exists():
+            preds = pd.DataFrame([json.loads(x) for x in p.read_text().splitlines()[:200]])
+    return loss, extra, table, md, preds
+
+
+def compare(run_id, base_model, prompt, max_new_tokens):
+    """The same prompt to the base model and to the fine-tuned run, side by side."""
+    from labs import models
+    if not run_id:
+        raise gr.Error("Pick a finished run first.")
+    if not (prompt or "").strip():
+        raise gr.Error("Type a prompt.")
+    try:
+        tuned = models.CACHE.get(str(runs.get(run_id).dir))
+        base_spec = runs.get(run_id).config.get("model") or base_model
+        base = models.CACHE.get(base_spec)
+    except (models.ModelError, runs.RunError) as e:
+        raise gr.Error(str(e)) from None
+    n = int(max_new_tokens)
+    return models.generate(base, prompt, n), models.generate(tuned, prompt, n)
+
+
+def export(run_id, repo_id, token):
+    from labs.sft_export import ExportError, export as do_export, model_card
+    if not run_id:
+        raise gr.Error("Pick a finished run first.")
+    try:
+        run = runs.get(run_id)
+        out = do_export(run.dir, push_to_hub=(repo_id or "").strip(), token=(token or "").strip() or None)
+    except (ExportError, runs.RunError) as e:
+        raise gr.Error(str(e)) from None
+    pushed = f" and pushed to `{repo_id}`" if (repo_id or "").strip() else ""
+    return f"Merged model saved to `{out}`{pushed}.", model_card(run.dir)
+
+
+# --------------------------------------------------------------------------- layout
+def _widget(name, default):
+    info, label = HELP[name], name.replace("_", " ")
+    choices = {"method": ["lora", "full", "freeze"], "lr_scheduler": ["linear", "cosine", "constant"],
+               "precision": ["auto", "bf16", "fp16", "fp32"], "device": ["auto", "cpu", "cuda", "mps"],
+               "task": list(PRESETS)}
+    if name in choices:
+        return gr.Dropdown(choices[name], value=default, label=label, info=info)
+    if name == "dataset":
+        return gr.Dropdown(DATASETS + [d for d in dataset_choices() if d not in DATASETS], value=default,
+                           label=label, info=info, allow_custom_value=True)
+    if name == "lora_targets":
+        return gr.Dropdown(["all-linear", *LINEAR_NAMES], value=["all-linear"], multiselect=True, label=label,
+                           info=info)
+    if name == "lora_r":
+        return gr.Slider(1, 256, value=default, step=1, label=label, info=info)
+    if name == "lora_dropout":
+        return gr.Slider(0, 0.5, value=default, step=0.01, label=label, info=info)
+    if isinstance(default, bool):
+        return gr.Checkbox(value=default, label=label, info=info)
+    if isinstance(default, int):
+        return gr.Number(value=default, precision=0, label=label, info=info)
+    if isinstance(default, float):
+        return gr.Number(value=default, label=label, info=info)
+    return gr.Textbox(value=default, label=label, info=info)
+
+
+GROUPS = [
+    ("Data", ["task", "dataset", "data_tasks", "max_train_rows", "completion_only", "max_length"]),
+    ("Method", ["method", "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "use_rslora", "use_dora",
+                "freeze_top_n"]),
+    ("Optimization", ["learning_rate", "lr_scheduler", "warmup", "weight_decay", "num_epochs", "max_steps",
+                      "batch_size", "grad_accum", "neftune_alpha", "seed"]),
+    ("Speed", ["padding_free", "packing", "gradient_checkpointing", "precision", "device"]),
+    ("Evaluation and saving", ["eval_steps", "early_stopping_patience", "save_total_limit", "logging_steps",
+                               "eval_rows", "time_limit_min", "push_to_hub"]),
+]
+
+
+def build(ctx):
+    gr.Markdown("### Supervised fine-tuning\nPick a task preset, check what the loss trains on, start, and "
+                "watch the loss and the model's answers change. Every field says what it does.")
+    default = preset("instruction")
+    w: dict[str, gr.components.Component] = {}
+    with gr.Row():
+        preset_dd = gr.Dropdown(list(PRESETS), value="instruction", label="Task preset", scale=1)
+        preset_note = gr.Markdown(f"Preset **instruction**: {_preset_note('instruction')}")
+    for title, names in GROUPS:
+        with gr.Accordion(title, open=title in ("Data", "Method", "Optimization")):
+            with gr.Row(equal_height=False):
+                for n in names:
+                    w[n] = _widget(n, getattr(default, n))
+            if title == "Optimization":
+                eff = gr.Markdown(effective_batch(default.batch_size, default.grad_accum))
+    form = [w[n] for n in FIELDS]
+    with gr.Accordion("What the loss trains on (mask preview)", open=False):
+        with gr.Row():
+            row_ix = gr.Number(0, precision=0, label="Training row", scale=1)
+            preview_btn = gr.Button("Show the trained tokens", scale=1)
+        mask_md = gr.Markdown()
+        mask_hl = gr.HighlightedText(label="Tokens (highlighted = in the loss)", color_map={"trained": "green"},
+                                     combine_adjacent=False, show_legend=True)
+    with gr.Row():
+        start_btn = gr.Button("Start training", variant="primary")
+        yaml_btn = gr.Button("Copy config as YAML / command")
+    msg = gr.Markdown()
+    with gr.Row():
+        yaml_box = gr.Code(language="yaml", label="run.yaml", interactive=False)
+        cmd_box = gr.Textbox(label="Command", buttons=["copy"], interactive=False)
+
+    gr.Markdown("### Live monitor")
+    mon = ctx.run_monitor("sft", recipe="sft")
+    with gr.Row():
+        overlay = gr.Dropdown(choices=run_choices("sft"), multiselect=True, label="Overlay earlier runs", scale=4)
+        load_btn = gr.Button("Load this run's config into the form", scale=1)
+    overlay_plot = gr.Plot(label="Overlay")
+    extra_plot = gr.Plot(label="Learning rate · grad norm · tokens/s")
+    gens = gr.Dataframe(label="Answers to fixed validation prompts at each evaluation", wrap=True)
+    task_md = gr.Markdown()
+    preds = gr.Dataframe(label="Held-out predictions", wrap=True)
+
+    gr.Markdown("### After training: base vs fine-tuned")
+    with gr.Row():
+        prompt = gr.Textbox(label="Prompt", lines=3, scale=4,
+                            value="Extract the person's name, city and age as JSON with the keys name, city, age."
+                                  "\n\nLena Novak is 41 years old and lives in Porto.")
+        max_new = gr.Slider(8, 256, value=64, step=8, label="Max new tokens", scale=1)
+    compare_btn = gr.Button("Ask both")
+    with gr.Row():
+        base_out = gr.Textbox(label="Base model", lines=4)
+        tuned_out = gr.Textbox(label="Fine-tuned", lines=4)
+    with gr.Accordion("Merge and export", open=False):
+        with gr.Row():
+            repo = gr.Textbox(label="Push to Hub repo (optional)", placeholder="user/my-model")
+            token = gr.Textbox(label="Hub token (used once, never saved)", type="password")
+        export_btn = gr.Button("Merge adapter and export (safetensors + model card)")
+        export_md = gr.Markdown()
+        card = gr.Code(language="markdown", label="Model card (README.md)", interactive=False)
+
+    # ---- events
+    preset_dd.change(apply_preset, preset_dd, [*form, preset_note], api_name="sft_preset", queue=False)
+    gr.on([w["batch_size"].change, w["grad_accum"].change], effective_batch, [w["batch_size"], w["grad_accum"]],
+          eff, queue=False, api_visibility="private")
+    preview_btn.click(mask_preview, [ctx.model_spec, w["dataset"], w["data_tasks"], row_ix, w["max_length"],
+                                     w["completion_only"]], [mask_hl, mask_md], api_name="sft_mask_preview")
+    yaml_btn.click(config_yaml, [ctx.model_spec, *form], [yaml_box, cmd_box], api_name="sft_config_yaml",
+                   queue=False)
+    start_btn.click(start, [ctx.model_spec, *form], [mon.run_id, msg], api_name="sft_start").success(
+        lambda rid: gr.update(choices=run_choices("sft"), value=rid), mon.run_id, mon.run_id, queue=False,
+        api_visibility="private")
+    load_btn.click(load_config, mon.run_id, form, api_name="sft_load_config", queue=False)
+    detail_out = [overlay_plot, extra_plot, gens, task_md, preds]
+    mon.timer.tick(details, [mon.run_id, overlay], detail_out, queue=False, show_progress="hidden",
+                   api_name="sft_details")
+    gr.on([mon.run_id.change, overlay.change], details, [mon.run_id, overlay], detail_out, queue=False,
+          api_visibility="private")
+    overlay.focus(lambda: gr.update(choices=run_choices("sft")), None, overlay, queue=False, api_visibility="private")
+    compare_btn.click(compare, [mon.run_id, ctx.model_spec, prompt, max_new], [base_out, tuned_out],
+                      api_name="sft_compare", **GPU_QUEUE)
+    export_btn.click(export, [mon.run_id, repo, token], [export_md, card], api_name="sft_export", **GPU_QUEUE)
+
+
+if __name__ == "__main__":
+    from components.shared import default_context
+    with gr.Blocks(title="SFT trainer") as demo:
+        with gr.Tab("SFT trainer"):
+            build(default_context())
+    demo.launch()
