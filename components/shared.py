@@ -153,7 +153,7 @@ def run_monitor(prefix: str, recipe: str | None = None, every_s: float = 2.0) ->
     timer.tick(refresh, [run_id, smoothing, log_scale], [status, loss_plot, error],
                queue=False, show_progress="hidden", api_name=f"{prefix}_run_status")
     gr.on([run_id.change, smoothing.release, log_scale.change], refresh,
-          [run_id, smoothing, log_scale], [status, loss_plot, error], queue=False, show_api=False)
+          [run_id, smoothing, log_scale], [status, loss_plot, error], queue=False, api_visibility="private")
     refresh_btn.click(lambda: gr.Dropdown(choices=run_choices(recipe)), None, run_id, queue=False)
     for btn, action in ((stop_btn, "stop"), (kill_btn, "kill"), (resume_btn, "resume")):
         btn.click(lambda rid, a=action: _act(a, rid), run_id, status, api_name=f"{prefix}_run_{action}")

@@ -108,3 +108,35 @@ def test_help_lists_the_options():
     out = subprocess.run([sys.executable, "app.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     for flag in ("--host", "--port", "--model", "--data-dir"):
         assert flag in out.stdout
+
+
+def test_a_run_started_through_the_sft_tab_reports_metrics_live(app, tiny_model_dir):
+    """The whole app: start a tiny run with the SFT tab's endpoint, follow it with the run monitor's."""
+    from gradio_client import Client
+
+    from components.sft_tab import FIELDS
+    url, data_dir, _ = app
+    client = Client(url, verbose=False)
+    values = list(client.predict("instruction", api_name="/sft_preset"))
+    form = dict(zip(FIELDS, values[:len(FIELDS)]))
+    form.update(max_steps=400, batch_size=2, max_length=96, logging_steps=1, eval_steps=0, eval_rows=0,
+                device="cpu", precision="fp32")
+    run_id, msg = client.predict(str(tiny_model_dir), *[form[f] for f in FIELDS], api_name="/sft_start")
+    assert run_id and "Started" in msg
+    assert (data_dir / "runs" / run_id / "config.yaml").exists()  # the app's own data dir
+    deadline = time.monotonic() + 180
+    status = ""
+    while time.monotonic() < deadline:
+        status, plot, error = client.predict(run_id, 0.0, False, api_name="/sft_run_status")
+        if "loss" in status and "running" in status:
+            break
+        assert "failed" not in status, error
+        time.sleep(1)
+    assert "running" in status and "step" in status and "loss" in status, status
+    assert plot  # the live loss curve
+    client.predict(run_id, api_name="/sft_run_stop")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and "**stopped**" not in status:
+        status, _, _ = client.predict(run_id, 0.0, False, api_name="/sft_run_status")
+        time.sleep(1)
+    assert "**stopped**" in status
