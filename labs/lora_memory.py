@@ -4,11 +4,14 @@ The formula (P = base parameters, T = trainable LoRA parameters, b = bytes of th
 fp32 4, bf16/fp16 2; B = batch size, S = sequence length, L = layers, h = hidden size,
 i = MLP intermediate size, kv = key/value width, V = vocabulary):
 
-    weights      full: P·b            LoRA: P·b + T·4          QLoRA: Q·0.516 + (P−Q)·b + T·4
+    weights      full: P·w            LoRA: P·b + T·4          QLoRA: Q·0.516 + (P−Q)·b + T·4
+                 (w = 4 in every case: full fine-tuning in bf16/fp16 is mixed precision — fp32 master
+                  weights and gradients with half-precision autocast, as labs/sft.py and the HF Trainer do;
+                  a LoRA base is stored in b, its adapters in fp32.)
                  (Q = parameters of the quantized Linear layers: every Linear/Conv1D except lm_head;
                   NF4 with double quantization stores 4 bits + 8-bit absmax per 64 + fp32 per 256·64
                   = 4.127 bits = 0.516 bytes per parameter. PEFT keeps adapters in fp32: 4 bytes.)
-    gradients    full: P·b            LoRA / QLoRA: T·4
+    gradients    full: P·w            LoRA / QLoRA: T·4
     optimizer    AdamW keeps 2 fp32 states per trainable parameter: full 8·P, LoRA / QLoRA 8·T
     activations  B·S·[L·a_layer·b + 3h·b + V·(b + 8)]   (no gradient checkpointing)
                  a_layer = 8h + 2kv + 4i values (gated MLP: gate, up, act, product; counted with
@@ -84,7 +87,8 @@ def estimate(shapes: ModelShapes, count: LoraCount, *, dtype: str = "bf16", batc
     act_full = activation_bytes(shapes, batch_size, seq_len, b)
     act_lora = activation_bytes(shapes, batch_size, seq_len, b, count.rank, lora_modules, lora_dropout)
     parts = {
-        "full fine-tuning": {"weights": P * b, "gradients": P * b, "optimizer": 8 * P, "activations": act_full},
+        # mixed precision keeps fp32 master weights and gradients: 4 + 4 + 8 = 16 bytes per parameter
+        "full fine-tuning": {"weights": P * 4, "gradients": P * 4, "optimizer": 8 * P, "activations": act_full},
         "LoRA": {"weights": P * b + 4 * T, "gradients": 4 * T, "optimizer": 8 * T, "activations": act_lora},
         "LoRA on 4-bit base": {"weights": int(quantized * NF4_BYTES + (P - quantized) * b + 4 * T),
                                "gradients": 4 * T, "optimizer": 8 * T, "activations": act_lora},
@@ -157,3 +161,77 @@ def measure_peak(config: dict, method: str, batch: int, seq: int, rank: int = 8,
     if out.returncode != 0:
         raise RuntimeError(f"measurement failed: {out.stderr.strip()[-500:]}")
     return int(json.loads(out.stdout.strip().splitlines()[-1])["peak_bytes"])
+
+
+# --------------------------------------------------------------------------- GPU check
+SMOLLM2_135M = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                    num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True,
+                    max_position_embeddings=8192, rope_theta=100000.0)
+LLAMA_1B = dict(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+                num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=True,
+                max_position_embeddings=8192)
+
+
+def measure_peak_cuda(config: dict, method: str, batch: int, seq: int, rank: int = 8, targets="all-linear") -> int:
+    """Peak torch.cuda.max_memory_allocated (bytes) of two training steps with the recipe's GPU setup:
+    full = fp32 weights + bf16 autocast; LoRA = bf16 base + fp32 adapters + bf16 autocast. AdamW."""
+    import gc
+
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    torch.manual_seed(0)
+    cfg = LlamaConfig(**config)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32 if method == "full" else torch.bfloat16).cuda()
+    if method == "lora":
+        from peft import LoraConfig, get_peft_model
+        model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=targets))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    ids = torch.randint(0, cfg.vocab_size, (batch, seq), device="cuda")
+    for _ in range(2):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() - base
+    del model, opt, loss
+    gc.collect()
+    torch.cuda.empty_cache()
+    return peak
+
+
+def gpu_check() -> int:
+    """Estimate vs measured peak GPU memory on SmolLM2-135M's and a Llama-1B-sized architecture.
+
+        python -m labs.lora_memory          # on a machine with a CUDA GPU; prints a table
+    """
+    import torch
+    from transformers import LlamaConfig
+
+    from labs import lora
+    print(f"{torch.cuda.get_device_name()} · torch {torch.__version__}")
+    print(f"{'model':12} {'method':17} {'batch×seq':>10} {'estimate':>10} {'measured':>10} {'ratio':>6}")
+    worst = 0.0
+    for name, kw, shapes_list in (("SmolLM2-135M", SMOLLM2_135M, [(8, 512), (4, 2048)]),
+                                  ("Llama-1B", LLAMA_1B, [(4, 1024)])):
+        shapes = lora.model_shapes(config=LlamaConfig(**kw))
+        count = lora.count_trainable(shapes, 8, "all-linear")
+        for batch, seq in shapes_list:
+            est = estimate(shapes, count, dtype="bf16", batch_size=batch, seq_len=seq, gpu_gb=80)
+            for method, key in (("full", "full fine-tuning"), ("lora", "LoRA")):
+                meas = measure_peak_cuda(kw, method, batch, seq)
+                pred = est["methods"][key]["total"]
+                worst = max(worst, abs(pred / meas - 1))
+                print(f"{name:12} {key:17} {f'{batch}×{seq}':>10} {pred / GiB:9.2f}G {meas / GiB:9.2f}G "
+                      f"{pred / meas:6.2f}", flush=True)
+    print(f"worst deviation {worst:.0%}")
+    return 0 if worst <= 0.3 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(gpu_check())
