@@ -45,7 +45,7 @@ def read_layers(box, header):
             f"linear layers: {', '.join(names[1:])}")
 
 
-def calculate(box, header, rank, alpha, targets, use_dora, use_rslora, dtype, batch, seq, gpu_gb):
+def calculate(box, header, rank, alpha, targets, use_dora, use_rslora, dtype, batch, seq, gpu_gb, dropout=0.0):
     from labs import lora_memory, lora_plots
     empty = (None, None, None, None)
     try:
@@ -53,7 +53,7 @@ def calculate(box, header, rank, alpha, targets, use_dora, use_rslora, dtype, ba
         shapes = lora.model_shapes(_spec(box, header))
         count = lora.count_trainable(shapes, rank, targets or [], use_dora=bool(use_dora))
         est = lora_memory.estimate(shapes, count, dtype=dtype, batch_size=int(batch), seq_len=int(seq),
-                                   gpu_gb=float(gpu_gb))
+                                   gpu_gb=float(gpu_gb), lora_dropout=float(dropout or 0))
     except LoraError as e:
         gr.Warning(str(e))
         return (_error(str(e)), *empty)
@@ -92,7 +92,9 @@ def sweep_start(name, header, ranks, alpha_mode, alpha, targets, steps, lr, eval
         ranks = sorted(int(r) for r in (ranks or []))
         if len(ranks) < 1:
             raise LoraError("ranks: tick at least one rank")
-        alphas = None if alpha_mode == "alpha = 2 × rank" else [float(alpha)]
+        alphas = None if alpha_mode == "alpha = 2 × rank" else sorted(float(a) for a in (alpha or []))
+        if alphas == []:
+            raise LoraError("alphas: tick at least one alpha, or choose alpha = 2 × rank")
         rec = lora_sweep.start_sweep((name or "").strip() or None, ranks=ranks, alphas=alphas,
                                      model=(header or "").strip() or None, targets=targets, max_steps=int(steps),
                                      learning_rate=float(lr), eval_rows=int(eval_rows), use_rslora=bool(use_rslora))
@@ -117,7 +119,7 @@ def sweep_status(name):
     md = f"**{name}**: {done}/{len(results)} finished"
     if failed:
         md += " · " + "; ".join(f"r={r['rank']} {r['state']}: {r.get('error') or ''}" for r in failed)[:600]
-    return pd.DataFrame(rows), lora_plots.sweep_figure(results, title=f"sweep {name}"), md
+    return pd.DataFrame(rows, dtype=object), lora_plots.sweep_figure(results, title=f"sweep {name}"), md
 
 
 def sweep_stop(name):
@@ -192,6 +194,7 @@ def build(ctx) -> None:
             model_info = gr.Markdown()
             with gr.Row():
                 rank = gr.Number(8, label="rank r", precision=0, minimum=1, maximum=4096)
+                dropout = gr.Slider(0, 0.3, value=0.05, step=0.01, label="lora_dropout (adds activations)")
                 alpha = gr.Number(16, label="lora_alpha", minimum=0.001)
                 use_dora = gr.Checkbox(label="DoRA (+ magnitude vector)")
                 use_rslora = gr.Checkbox(label="rsLoRA scaling (alpha/√r)")
@@ -211,7 +214,7 @@ def build(ctx) -> None:
                                      interactive=False)
             mem_plot = gr.Plot(label="memory")
 
-        with gr.Tab("Scaling"):
+        with gr.Tab("Scaling") as scaling_tab:
             sc_alpha = gr.Number(16, label="lora_alpha", minimum=0.001)
             sc_btn = gr.Button("Plot")
             sc_plot = gr.Plot()
@@ -226,9 +229,10 @@ def build(ctx) -> None:
                 sw_name = gr.Textbox(label="sweep name (empty: dated)", scale=2)
                 sw_ranks = gr.CheckboxGroup(RANK_CHOICES, value=[1, 2, 4, 8], label="ranks", scale=3)
             with gr.Row():
-                sw_alpha_mode = gr.Radio(["alpha = 2 × rank", "same alpha for every rank"], value="alpha = 2 × rank",
-                                         label="alpha")
-                sw_alpha = gr.Number(16, label="alpha (when the same for every rank)", minimum=0.001)
+                sw_alpha_mode = gr.Radio(["alpha = 2 × rank", "every alpha ticked × every rank"],
+                                         value="alpha = 2 × rank", label="alpha")
+                sw_alpha = gr.CheckboxGroup([1, 2, 4, 8, 16, 32, 64, 128], value=[16],
+                                            label="alphas (one: the same alpha for every rank)")
                 sw_rslora = gr.Checkbox(label="rsLoRA")
                 sw_targets = gr.Dropdown(["all-linear", "q_proj,v_proj", "q_proj,k_proj,v_proj,o_proj"],
                                          value="all-linear", label="targets", allow_custom_value=True)
@@ -273,9 +277,10 @@ def build(ctx) -> None:
     layers_in = [model_box, header]
     layers_btn.click(read_layers, layers_in, [targets, model_info], api_name="lora_layers")
     header.change(read_layers, layers_in, [targets, model_info], api_visibility="private")
-    calc_btn.click(calculate, [model_box, header, rank, alpha, targets, use_dora, use_rslora, dtype, batch, seq, gpu],
+    calc_btn.click(calculate, [model_box, header, rank, alpha, targets, use_dora, use_rslora, dtype, batch, seq, gpu, dropout],
                    [calc_md, count_table, count_plot, mem_table, mem_plot], api_name="lora_count")
     sc_btn.click(scaling_view, sc_alpha, [sc_plot, sc_table], api_name="lora_scaling")
+    scaling_tab.select(scaling_view, sc_alpha, [sc_plot, sc_table], api_visibility="private")
     sw_start.click(sweep_start, [sw_name, header, sw_ranks, sw_alpha_mode, sw_alpha, sw_targets, sw_steps, sw_lr,
                                  sw_eval, sw_rslora], [sw_pick, sw_msg], api_name="lora_sweep_start")
     sw_stop.click(sweep_stop, sw_pick, sw_msg, api_name="lora_sweep_stop")

@@ -84,12 +84,20 @@ def sweep_figure(results: list[dict], title: str = "") -> Figure:
     fig = Figure(figsize=(9, 5.4), dpi=100)
     ax1, ax2 = fig.add_subplot(221), fig.add_subplot(222)
     ax3, ax4 = fig.add_subplot(223), fig.add_subplot(224)
-    alphas = sorted({r["alpha"] for r in results})
-    for a in alphas:
-        pts = sorted((r for r in results if r["alpha"] == a), key=lambda r: r["rank"])
-        lab = f"alpha {a:g}" if len(alphas) > 1 else None
-        def xy(key):
-            p = [(r["rank"], r[key]) for r in pts if r.get(key) is not None]
+    ranks, alphas = sorted({r["rank"] for r in results}), sorted({r["alpha"] for r in results})
+    one_alpha_per_rank = len(results) == len(ranks)   # e.g. alpha = 2·rank: one line over rank
+    if len(ranks) == 1 and len(alphas) > 1:
+        x_key, group_key, groups = "alpha", "rank", ranks            # an alpha sweep at one rank
+    elif one_alpha_per_rank:
+        x_key, group_key, groups = "rank", None, [None]
+    else:
+        x_key, group_key, groups = "rank", "alpha", alphas          # one line per alpha
+    for g in groups:
+        pts = sorted((r for r in results if group_key is None or r[group_key] == g), key=lambda r: r[x_key])
+        lab = None if group_key is None else f"{'r' if group_key == 'rank' else 'alpha'} {g:g}"
+
+        def xy(key, pts=pts):
+            p = [(r[x_key], r[key]) for r in pts if r.get(key) is not None]
             return [x for x, _ in p], [y for _, y in p]
         ax1.plot(*xy("eval_loss"), "o-", label=lab)
         ax2.plot(*xy("metric_value"), "o-", label=lab)
@@ -100,13 +108,18 @@ def sweep_figure(results: list[dict], title: str = "") -> Figure:
         ax2.axhline(base[0], color="gray", ls="--", lw=1, label="base model")
     metric = next((r["metric"] for r in results if r.get("metric")), "task metric")
     for ax, yl in ((ax1, "final eval loss"), (ax2, metric), (ax3, "train seconds"), (ax4, "trainable params")):
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("rank r")
+        has_data = any(len(line.get_xdata()) for line in ax.lines)
+        if has_data:  # log scales need data (a sweep whose runs are still queued has none yet)
+            ax.set_xscale("log", base=2)
+            if ax is ax4:
+                ax.set_yscale("log")
+        else:
+            ax.text(0.5, 0.5, "waiting for results", ha="center", va="center", transform=ax.transAxes, color="gray")
+        ax.set_xlabel("rank r" if x_key == "rank" else "lora_alpha")
         ax.set_ylabel(yl)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
-    ax4.set_yscale("log")
     done = sum(r.get("state") == "finished" for r in results)
     fig.suptitle(title or f"rank sweep: {done}/{len(results)} runs finished", fontsize=10)
     fig.tight_layout()
@@ -137,7 +150,7 @@ def spectra_figure(res, max_layers: int = 12) -> Figure:
     ax2.set_xlabel("adapted layer (model order)")
     ax2.set_ylim(0, max(lay.rank for lay in layers) + 0.5)
     rel = [lay.relative_norm for lay in layers]
-    if any(v is not None for v in rel):
+    if any(v is not None and v > 0 for v in rel):
         ax3 = ax2.twinx()
         ax3.plot(x, [v if v is not None else float("nan") for v in rel], ".", color="#e45756")
         ax3.set_ylabel("‖ΔW‖/‖W‖", color="#e45756")

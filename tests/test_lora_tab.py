@@ -70,7 +70,7 @@ def test_tab_through_gradio_client(swept, tiny_model_dir, monkeypatch):
         targets, info = c.predict("", str(tiny_model_dir), api_name="/lora_layers")
         assert "q_proj" in info and "LlamaForCausalLM" in info
 
-        out = c.predict("", str(tiny_model_dir), 8, 16, ["q_proj", "v_proj"], False, False, "fp32", 4, 128, 24,
+        out = c.predict("", str(tiny_model_dir), 8, 16, ["q_proj", "v_proj"], False, False, "fp32", 4, 128, 24, 0.0,
                         api_name="/lora_count")
         want = lora.count_trainable(lora.model_shapes(str(tiny_model_dir)), 8, ["q_proj", "v_proj"]).trainable
         assert f"{want:,} trainable parameters" in out[0]
@@ -79,7 +79,7 @@ def test_tab_through_gradio_client(swept, tiny_model_dir, monkeypatch):
         from transformers import GPT2Config
         gpt2_dir = d / "gpt2-config-only"
         GPT2Config(n_layer=2, n_embd=64, n_head=4).save_pretrained(gpt2_dir)   # config.json alone
-        bad = c.predict(str(gpt2_dir), str(tiny_model_dir), 8, 16, ["q_proj"], False, False, "fp32", 4, 128, 24,
+        bad = c.predict(str(gpt2_dir), str(tiny_model_dir), 8, 16, ["q_proj"], False, False, "fp32", 4, 128, 24, 0.05,
                         api_name="/lora_count")
         assert "'q_proj' is not a layer of GPT2LMHeadModel" in bad[0] and "c_attn" in bad[0]
         targets, info = c.predict(str(gpt2_dir), str(tiny_model_dir), api_name="/lora_layers")
@@ -101,8 +101,31 @@ def test_tab_through_gradio_client(swept, tiny_model_dir, monkeypatch):
         err_md, _ = c.predict(run1, "no-such-run", "", api_name="/lora_similarity")
         assert "no such directory" in err_md
 
-        _, msg = c.predict("", str(tiny_model_dir), [], "alpha = 2 × rank", 16, "all-linear", 50, 3e-4, 0, False,
+        _, msg = c.predict("", str(tiny_model_dir), [], "alpha = 2 × rank", [16], "all-linear", 50, 3e-4, 0, False,
                            api_name="/lora_sweep_start")
         assert "at least one rank" in msg
     finally:
         demo.close()
+
+
+def test_sweep_configs_pair_ranks_and_alphas(data_dir):
+    from labs.lora import LoraError
+    two_r = lora_sweep.sweep_configs([1, 4], max_steps=50)
+    assert [(c["lora_r"], c["lora_alpha"]) for c in two_r] == [(1, 2), (4, 8)]
+    assert {(c["max_steps"], c["seed"], c["learning_rate"], c["batch_size"]) for c in two_r} == {(50, 42, 3e-4, 8)}
+    grid = lora_sweep.sweep_configs([2, 8], [4, 16, 64], max_steps=50)
+    assert len(grid) == 6 and {c["method"] for c in grid} == {"lora"}
+    assert [(c["lora_r"], c["lora_alpha"]) for c in lora_sweep.sweep_configs([8], [4, 32])] == [(8, 4), (8, 32)]
+    with pytest.raises(LoraError, match="at least one rank"):
+        lora_sweep.sweep_configs([])
+    with pytest.raises(LoraError, match="learning_rate"):
+        lora_sweep.sweep_configs([1], learning_rate=0.5)
+    with pytest.raises(LoraError, match="sweep name"):
+        lora_sweep.start_sweep("../evil", ranks=[1])
+    with pytest.raises(LoraError, match="no sweep 'nope'"):
+        lora_sweep.load_sweep("nope")
+    # an alpha sweep at one rank is drawn against alpha
+    res = [{"rank": 8, "alpha": a, "eval_loss": 1 / a, "state": "finished"} for a in (4, 16, 64)]
+    assert lora_plots.sweep_figure(res).axes[0].get_xlabel() == "lora_alpha"
+    # a sweep whose runs are all still queued draws empty panels instead of failing
+    assert lora_plots.sweep_figure([{"rank": 1, "alpha": 2, "state": "queued"}, {"rank": 2, "alpha": 4, "state": "queued"}])
