@@ -58,12 +58,17 @@ def _peak(device: str) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+class Enough(Exception):
+    """Raised at a step start once the setup's time budget is spent (and 2+ steps were measured)."""
+
+
 class Meter:
     """Step start times and real tokens, recorded by wrapping Trainer.training_step."""
 
-    def __init__(self):
+    def __init__(self, warmup: int = 0, budget_s: float = 0):
         self.t: list[float] = []
         self.tokens: list[int] = []
+        self.warmup, self.budget_s = warmup, budget_s
 
     def wrap(self, trainer):
         inner = trainer.training_step
@@ -74,7 +79,15 @@ class Meter:
         trainer.training_step = step
 
     def mark(self, inputs):
-        self.t.append(time.perf_counter())
+        import torch
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()  # the previous step's kernels are done: its time is counted
+        now = time.perf_counter()
+        if self.budget_s and len(self.t) >= self.warmup + 3 and now - self.t[self.warmup] > self.budget_s:
+            self.t.append(now)
+            self.tokens.append(0)
+            raise Enough
+        self.t.append(now)
         am = inputs.get("attention_mask")
         self.tokens.append(int(am.sum()) if am is not None else int(inputs["input_ids"].numel()))
 
@@ -83,7 +96,7 @@ class Meter:
         if len(t) < warmup + 2:
             raise SystemExit(f"too few steps measured ({len(t)}); raise --steps")
         secs = t[-1] - t[warmup]
-        n = sum(tok[warmup:-1])
+        n = sum(tok[warmup:-1])  # the last mark only closes the previous step
         return {"tokens_per_s": n / secs, "steps": len(t) - 1 - warmup, "tokens": n, "seconds": secs}
 
 
@@ -98,11 +111,14 @@ def run_seed(a, device) -> dict:
     texts = [tok.apply_chat_template(r["prompt"] + r["completion"], tokenize=False) for r in _rows(a.rows)]
     enc = tok(texts, padding=True, truncation=True, max_length=a.max_length, return_tensors="pt")
     opt = torch.optim.AdamW(model.parameters(), lr=5e-5)
-    meter, model = Meter(), model.train()
+    meter, model = Meter(a.warmup, a.budget_s), model.train()
     total = a.warmup + a.steps + 1
     for i in range(total):
         ids, am = enc["input_ids"][i % len(texts)].to(device), enc["attention_mask"][i % len(texts)].to(device)
-        meter.mark({"attention_mask": am})
+        try:
+            meter.mark({"attention_mask": am})
+        except Enough:
+            break
         loss = model(ids.unsqueeze(0), attention_mask=am.unsqueeze(0), labels=ids.unsqueeze(0)).loss
         loss.backward()
         opt.step()
@@ -133,9 +149,12 @@ def run_trl(a, device, out) -> dict:
                      max_steps=a.warmup + a.steps + 1, report_to=[], save_strategy="no")
     ds = datasets.Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in _rows(a.rows)])
     trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=_lora_config())
-    meter = Meter()
+    meter = Meter(a.warmup, a.budget_s)
     meter.wrap(trainer)
-    trainer.train()
+    try:
+        trainer.train()
+    except Enough:
+        pass
     opts = f"TRL defaults: batch {args.per_device_train_batch_size}, padded, gradient checkpointing " \
            f"{'on' if args.gradient_checkpointing else 'off'}, {'bf16 autocast' if args.bf16 else 'fp32'}"
     return {**meter.result(a.warmup), "options": opts}
@@ -158,9 +177,12 @@ def run_lab(a, device, out, overrides: dict) -> dict:
     trainer.args.load_best_model_at_end = False
     if compile_:
         trainer.model = trainer.model_wrapped = __import__("torch").compile(trainer.model, dynamic=True)
-    meter = Meter()
+    meter = Meter(a.warmup, a.budget_s)
     meter.wrap(trainer)
-    trainer.train()
+    try:
+        trainer.train()
+    except Enough:
+        pass
     used = [f"batch {cfg.batch_size}", "padding-free" if cfg.padding_free else
             ("packing" if cfg.packing else "padded"),
             f"gradient checkpointing {'on' if cfg.gradient_checkpointing else 'off'}",
@@ -194,6 +216,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--steps", type=int, default=16, help="measured optimizer steps per setup")
     ap.add_argument("--warmup", type=int, default=4, help="steps excluded (kernel warm-up)")
+    ap.add_argument("--budget-s", type=float, default=300,
+                    help="stop measuring a setup after this many seconds past warm-up (at least 2 steps)")
     ap.add_argument("--rows", type=int, default=440, help="training rows of the bundled set to use")
     ap.add_argument("--max-length", type=int, default=512)
     ap.add_argument("--candidates", action="store_true", help="also the lab path with each speed option toggled")
@@ -208,7 +232,7 @@ def main() -> None:
     results = {}
     for name in setups:
         cmd = [sys.executable, __file__, "--one", name, "--model", a.model, "--device", a.device,
-               "--steps", str(a.steps), "--warmup", str(a.warmup), "--rows", str(a.rows),
+               "--steps", str(a.steps), "--warmup", str(a.warmup), "--budget-s", str(a.budget_s), "--rows", str(a.rows),
                "--max-length", str(a.max_length)]
         t0 = time.time()
         p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)

@@ -108,6 +108,11 @@ def linear_layers(model) -> list[str]:
     return sorted(names - {"lm_head"})
 
 
+def torch_threads() -> int:
+    import torch
+    return torch.get_num_threads()
+
+
 def count_params(model) -> tuple[int, int]:
     total = sum(p.numel() for p in model.parameters())
     return sum(p.numel() for p in model.parameters() if p.requires_grad), total
@@ -230,10 +235,12 @@ def train(cfg: SFTRunConfig, session) -> dict:
     run_dir, world, t_start = Path(session.dir), int(os.environ.get("WORLD_SIZE", "1")), session.t_start
 
     # ---- Train
+    cpu0 = time.process_time()  # CPU seconds too: on a shared machine wall time overstates the cost
     t_start[0] = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=session.resume_checkpoint)
     train_s = time.perf_counter() - t_start[0]
     summary = {"step": trainer.state.global_step, "train_seconds": round(train_s, 1),
+               "train_cpu_seconds": round(time.process_time() - cpu0, 1), "threads": torch_threads(),
                "train_loss_final": result.training_loss, "world_size": world,
                "best_checkpoint": trainer.state.best_model_checkpoint,
                "best_eval_loss": trainer.state.best_metric}

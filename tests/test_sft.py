@@ -140,3 +140,19 @@ def test_torchrun_two_processes(data_dir, tiny_model_dir, tiny_jsonl):
     assert json.loads((run.dir / "record.json").read_text())["world_size"] == 2
     final = [r for r in run.metrics() if r.get("final")][-1]
     assert final["world_size"] == 2 and final["step"] == 2
+
+
+def test_dataset_by_saved_name_jsonl_path_and_messages(data_dir, tmp_path):
+    import datasets
+    from labs import data
+    from labs.sft_data import DataError
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+            for i in range(20)]
+    data.save_dataset("chats", datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}))
+    sp = load_splits("chats")
+    assert len(sp["train"]) + len(sp["validation"]) == 20 and sp["train"][0]["completion"][0]["role"] == "assistant"
+    p = tmp_path / "rows.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert len(load_splits(str(p), max_train_rows=5)["train"]) == 5
+    with pytest.raises(DataError, match="nope"):
+        load_splits("nope")
