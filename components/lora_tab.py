@@ -61,7 +61,7 @@ def calculate(box, header, rank, alpha, targets, use_dora, use_rslora, dtype, ba
     s = lora.scaling(float(alpha), rank, bool(use_rslora))
     md = (f"**{count.trainable:,} trainable parameters** = {100 * count.trainable_share:.4f}% of "
           f"{count.total_params:,} (PEFT's count: base {shapes.total_params:,} + adapter) · adapter file ≈ "
-          f"**{lora._fmt_bytes(size)}** (fp32 safetensors) vs {lora._fmt_bytes(shapes.total_params * lora_memory.DTYPE_BYTES[dtype])} "
+          f"**{lora.fmt_bytes(size)}** (fp32 safetensors) vs {lora.fmt_bytes(shapes.total_params * lora_memory.DTYPE_BYTES[dtype])} "
           f"for the full model in {dtype} · scaling = {alpha:g}/{'√' if use_rslora else ''}{rank} = **{s:.4g}**\n\n"
           f"Same count from the command line: `python -m labs.lora count --model {shapes.spec} --rank {rank} "
           f"--targets {','.join(targets) if isinstance(targets, list) else targets}{' --dora' if use_dora else ''}`")

@@ -12,6 +12,7 @@ config (tests/test_lora_count.py checks Llama, GPT-2 with its fused Conv1D `c_at
     python -m labs.lora memory --model default --rank 8 --targets all-linear --batch 8 --seq 512 --gpu-gb 24
     python -m labs.lora spectra lab_data/runs/<id>/adapter [--compare OTHER_ADAPTER_DIR]
     python -m labs.lora sweep --ranks 1,2,4,8 --steps 50            # real short SFT runs, one per rank
+    python -m labs.lora sweep-status NAME --plot sweep.png          # its table (re-attaches any time)
 
 Memory estimates live in labs/lora_memory.py, learned-update spectra in labs/lora_spectra.py,
 rank sweeps in labs/lora_sweep.py, figures in labs/lora_plots.py.
@@ -21,8 +22,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 ALL_LINEAR = "all-linear"
 
@@ -350,8 +350,7 @@ randn (std 1, not PEFT's 1/√in) that hand-made layer's update is also larger p
 """
 
 
-# --------------------------------------------------------------------------- CLI
-def _fmt_bytes(n: float) -> str:
+def fmt_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(n) < 1024 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -359,95 +358,12 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def _table(rows: list[dict]) -> str:
-    if not rows:
-        return ""
-    cols = list(rows[0])
-    cells = [[("" if r[c] is None else f"{r[c]:,}" if isinstance(r[c], int) else str(r[c])) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(x[i]) for x in cells)) for i, c in enumerate(cols)]
-    line = lambda vals: "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths)))  # noqa: E731
-    return "\n".join([line(cols), line(["-" * w for w in widths])] + [line(c) for c in cells])
 
-
+# --------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    ap = argparse.ArgumentParser(prog="python -m labs.lora", description=__doc__.split("\n")[0])
-    sub = ap.add_subparsers(dest="action", required=True)
-    for name in ("count", "memory"):
-        p = sub.add_parser(name)
-        p.add_argument("--model", default=None, help="Hub id, local model dir, dir with only config.json (default: SmolLM2)")
-        p.add_argument("--rank", "-r", default="8")
-        p.add_argument("--targets", default="q_proj,v_proj", help="comma-separated module names or all-linear")
-        p.add_argument("--dora", action="store_true", help="count DoRA's magnitude vectors too")
-        p.add_argument("--json", action="store_true")
-        if name == "memory":
-            p.add_argument("--dtype", default="bf16", choices=["fp32", "bf16", "fp16"])
-            p.add_argument("--batch", type=int, default=8)
-            p.add_argument("--seq", type=int, default=512)
-            p.add_argument("--gpu-gb", type=float, default=24.0)
-    p = sub.add_parser("spectra")
-    p.add_argument("adapter", help="adapter dir (adapter_config.json + adapter_model.safetensors) or run dir")
-    p.add_argument("--compare", default=None, help="a second adapter: subspace similarity of the two")
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("sweep")
-    p.add_argument("--name", default=None)
-    p.add_argument("--model", default=None)
-    p.add_argument("--ranks", default="1,2,4,8")
-    p.add_argument("--alphas", default=None, help="comma-separated; default alpha = 2 x rank")
-    p.add_argument("--targets", default="all-linear")
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--dataset", default=None)
-    p.add_argument("--wait", action="store_true", help="wait and print the results table")
-    a = ap.parse_args(argv)
-    try:
-        if a.action in ("count", "memory"):
-            try:
-                rank = int(a.rank)
-            except ValueError:
-                raise LoraError(f"rank {a.rank!r}: must be a whole number ≥ 1") from None
-            shapes = model_shapes(a.model)
-            c = count_trainable(shapes, rank, a.targets, use_dora=a.dora)
-            if a.action == "count":
-                if a.json:
-                    print(json.dumps({"model": shapes.description, "rank": rank, "rows": c.rows,
-                                      "trainable": c.trainable, "all_params": c.total_params,
-                                      "adapter_bytes": adapter_file_bytes(shapes, c)}, indent=1))
-                else:
-                    print(f"{shapes.description}: {shapes.architecture}, {shapes.total_params:,} parameters")
-                    print(_table(c.rows))
-                    print(c.summary())
-                    print(f"adapter file ≈ {_fmt_bytes(adapter_file_bytes(shapes, c))} (fp32 safetensors)")
-            else:
-                from labs import lora_memory
-                est = lora_memory.estimate(shapes, c, dtype=a.dtype, batch_size=a.batch, seq_len=a.seq, gpu_gb=a.gpu_gb)
-                rows = lora_memory.table_rows(est)
-                print(json.dumps(rows, indent=1) if a.json else _table(rows))
-        elif a.action == "spectra":
-            from labs import lora_spectra
-            res = lora_spectra.adapter_spectra(a.adapter)
-            rows = lora_spectra.spectra_rows(res)
-            print(json.dumps([asdict(x) for x in res.layers], indent=1) if a.json else _table(rows))
-            print(res.summary())
-            if a.compare:
-                sim = lora_spectra.subspace_similarity(a.adapter, a.compare)
-                print(sim.summary())
-        elif a.action == "sweep":
-            from labs import lora_sweep
-            ranks = [int(x) for x in a.ranks.split(",") if x.strip()]
-            alphas = [float(x) for x in a.alphas.split(",")] if a.alphas else None
-            sw = lora_sweep.start_sweep(a.name, ranks=ranks, alphas=alphas, model=a.model, targets=a.targets,
-                                        max_steps=a.steps, dataset=a.dataset)
-            print(f"sweep {sw['name']}: runs {', '.join(sw['run_ids'])}")
-            if a.wait:
-                lora_sweep.wait_sweep(sw["name"])
-                print(_table(lora_sweep.sweep_rows(sw["name"])))
-    except LoraError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except ValueError as e:  # e.g. int() of a bad list entry
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    """python -m labs.lora count|memory|spectra|sweep|sweep-status ... (see labs/lora_cli.py)."""
+    from labs.lora_cli import main as cli_main
+    return cli_main(argv)
 
 
 if __name__ == "__main__":
