@@ -90,6 +90,7 @@ class Meter:
         self.t.append(now)
         am = inputs.get("attention_mask")
         self.tokens.append(int(am.sum()) if am is not None else int(inputs["input_ids"].numel()))
+        print(f"MARK {time.time()} {self.tokens[-1]}", flush=True)  # lets the parent bound a setup it stops
 
     def result(self, warmup: int) -> dict:
         t, tok = self.t, self.tokens
@@ -203,6 +204,19 @@ def child(a) -> None:
     print("RESULT " + json.dumps(res), flush=True)
 
 
+def _bound_from_marks(out: str, warmup: int, now: float) -> dict | None:
+    """A setup stopped by --setup-timeout-s: its throughput so far, or an upper bound if no step after
+    warm-up finished (the step running when stopped is counted as if it had just finished)."""
+    marks = [(float(t), int(n)) for _, t, n in (ln.split() for ln in out.splitlines() if ln.startswith("MARK "))]
+    if len(marks) <= warmup:
+        return None
+    t0 = marks[warmup][0]
+    done = marks[warmup:]
+    tokens = sum(n for _, n in done)  # includes the unfinished step: an upper bound
+    return {"tokens_per_s": tokens / (now - t0), "steps": len(done) - 1, "tokens": tokens, "seconds": now - t0,
+            "peak_mem_gb": float("nan"), "upper_bound": True, "options": "stopped early: upper bound"}
+
+
 def _mfu(tokens_per_s: float, n_params: float, n_layers: int, hidden: int, seq: int, full: bool) -> float:
     # LoRA on a frozen base: forward 2N + backward through activations 2N (no weight grads) = 4N per token;
     # full fine-tuning adds weight gradients: 6N. Attention: 12 * layers * hidden * seq per token (fwd+bwd).
@@ -218,6 +232,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=4, help="steps excluded (kernel warm-up)")
     ap.add_argument("--budget-s", type=float, default=300,
                     help="stop measuring a setup after this many seconds past warm-up (at least 2 steps)")
+    ap.add_argument("--setup-timeout-s", type=float, default=1800,
+                    help="stop a setup after this long; its throughput is then reported as an upper bound")
     ap.add_argument("--rows", type=int, default=440, help="training rows of the bundled set to use")
     ap.add_argument("--max-length", type=int, default=512)
     ap.add_argument("--candidates", action="store_true", help="also the lab path with each speed option toggled")
@@ -235,13 +251,25 @@ def main() -> None:
                "--steps", str(a.steps), "--warmup", str(a.warmup), "--budget-s", str(a.budget_s), "--rows", str(a.rows),
                "--max-length", str(a.max_length)]
         t0 = time.time()
-        p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        try:
+            out, err = p.communicate(timeout=a.setup_timeout_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            bound = _bound_from_marks(out, a.warmup, time.time())
+            if bound:
+                results[name] = bound
+                print(f"  {name}: stopped after {a.setup_timeout_s:.0f}s, < {bound['tokens_per_s']:.1f} tok/s", flush=True)
+            else:
+                print(f"  {name}: no step finished warm-up in {a.setup_timeout_s:.0f}s", flush=True)
+            continue
+        line = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
         if p.returncode or not line:
-            print(f"{name}: failed\n{p.stderr[-2000:]}", file=sys.stderr)
+            print(f"{name}: failed\n{err[-2000:]}", file=sys.stderr)
             continue
         results[name] = json.loads(line[-1][7:])
-        print(f"  {name}: {results[name]['tokens_per_s']:.0f} tok/s ({time.time() - t0:.0f}s wall)", flush=True)
+        print(f"  {name}: {results[name]['tokens_per_s']:.1f} tok/s ({time.time() - t0:.0f}s wall)", flush=True)
 
     from labs import models
     info = {}
@@ -257,10 +285,15 @@ def main() -> None:
         if info:
             seq = r["tokens"] / max(1, r["steps"]) / (1 if name == "seed" else 8)
             mfu = f"{100 * _mfu(r['tokens_per_s'], info['n_params'], info['n_layers'], info['hidden'], seq, name == 'seed'):.1f}%"
-        print(f"{name:<14}{r['tokens_per_s']:>11.0f}{r['peak_mem_gb']:>9.2f}{mfu:>8}  {r['options']}")
+        lt = "<" if r.get("upper_bound") else ""
+        print(f"{name:<14}{lt + format(r['tokens_per_s'], '.1f'):>11}{r['peak_mem_gb']:>9.2f}{mfu:>8}  {r['options']}")
     if {"lab", "trl", "seed"} <= set(results):
         lab = results["lab"]["tokens_per_s"]
-        print(f"lab/trl={lab / results['trl']['tokens_per_s']:.2f} lab/seed={lab / results['seed']['tokens_per_s']:.2f}")
+
+        def ratio(other):
+            r = results[other]
+            return (">" if r.get("upper_bound") else "") + f"{lab / r['tokens_per_s']:.2f}"
+        print(f"lab/trl={ratio('trl')} lab/seed={ratio('seed')}")
 
 
 if __name__ == "__main__":

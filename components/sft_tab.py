@@ -18,7 +18,7 @@ import pandas as pd
 
 from components.shared import GPU_QUEUE, dataset_choices, run_choices
 from labs import runs
-from labs.sft_config import HELP, LINEAR_NAMES, PRESETS, ConfigError, SFTRunConfig, preset
+from labs.sft_config import HELP, LINEAR_NAMES, PRESETS, TASKS, ConfigError, SFTRunConfig, preset
 
 FIELDS = [f.name for f in fields(SFTRunConfig) if f.name != "model"]  # the model comes from the header
 DATASETS = ["instruct"]
@@ -47,7 +47,9 @@ def apply_preset(name):
 
 
 def _preset_note(name):
-    return {"instruction": "JSON extraction + text transforms from the bundled set; held-out exact match.",
+    return {"instruction": "extract name, city and age as JSON (bundled set, held-out phrasings and names); "
+                           "exact match.",
+            "transform": "sort words, reformat dates, upper-case phrases; exact match.",
             "sentiment": "review -> positive / negative / neutral; accuracy, precision, recall, F1.",
             "qa": "a context and a question -> a span; exact match and token F1.",
             "custom": "every row of the dataset; exact match."}[name]
@@ -188,7 +190,7 @@ def _widget(name, default):
     info, label = HELP[name], name.replace("_", " ")
     choices = {"method": ["lora", "full", "freeze"], "lr_scheduler": ["linear", "cosine", "constant"],
                "precision": ["auto", "bf16", "fp16", "fp32"], "device": ["auto", "cpu", "cuda", "mps"],
-               "task": list(PRESETS)}
+               "task": list(TASKS)}
     if name in choices:
         return gr.Dropdown(choices[name], value=default, label=label, info=info)
     if name == "dataset":
