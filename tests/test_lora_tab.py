@@ -129,3 +129,12 @@ def test_sweep_configs_pair_ranks_and_alphas(data_dir):
     assert lora_plots.sweep_figure(res).axes[0].get_xlabel() == "lora_alpha"
     # a sweep whose runs are all still queued draws empty panels instead of failing
     assert lora_plots.sweep_figure([{"rank": 1, "alpha": 2, "state": "queued"}, {"rank": 2, "alpha": 4, "state": "queued"}])
+
+
+def test_sweep_cli_bad_input(data_dir, capsys):
+    assert lora.main(["sweep", "--ranks", "0,4", "--steps", "50"]) == 2
+    assert "between 1 and 1024" in capsys.readouterr().err
+    assert lora.main(["sweep", "--ranks", "two"]) == 2
+    assert lora.main(["sweep-status", "nope"]) == 2
+    assert "no sweep 'nope'" in capsys.readouterr().err
+    assert not list((data_dir / "runs").glob("*")) if (data_dir / "runs").exists() else True  # nothing submitted
