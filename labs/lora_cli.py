@@ -15,7 +15,7 @@ def _table(rows: list[dict]) -> str:
     if not rows:
         return ""
     cols = list(rows[0])
-    cells = [[("" if r[c] is None else f"{r[c]:,}" if isinstance(r[c], int) else str(r[c])) for c in cols] for r in rows]
+    cells = [[("" if r.get(c) is None else f"{r[c]:,}" if isinstance(r[c], int) else str(r[c])) for c in cols] for r in rows]
     widths = [max(len(c), *(len(x[i]) for x in cells)) for i, c in enumerate(cols)]
     line = lambda vals: "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths)))  # noqa: E731
     return "\n".join([line(cols), line(["-" * w for w in widths])] + [line(c) for c in cells])

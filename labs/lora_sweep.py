@@ -151,16 +151,17 @@ def sweep_results(name: str) -> list[dict]:
 
 def sweep_rows(name: str) -> list[dict]:
     """The status table: one row per run, in the user's words."""
+    results = sweep_results(name)
+    metric = next((r["metric"] for r in results if r.get("metric")), "task metric")  # one column for every row
     rows = []
-    for r in sweep_results(name):
-        metric = r.get("metric") or "task metric"
+    for r in results:
         rows.append({
             "rank": r["rank"], "alpha": r["alpha"], "state": r.get("state"),
             "step": f"{r.get('step') or 0}/{r.get('max_steps') or '?'}",
             "eval loss": None if r.get("eval_loss") is None else round(r["eval_loss"], 4),
-            metric if r.get("metric") else "task metric": r.get("metric_value"),
+            metric: r.get("metric_value"),
             "base model": r.get("base_metric_value"),
-            "train s": r.get("train_seconds"),
+            "training wall s": r.get("train_seconds"),  # trainer.train(), its evaluations included
             "trainable params": r.get("trainable_params"),
             "run": r["run_id"],
         })

@@ -138,3 +138,12 @@ def test_sweep_cli_bad_input(data_dir, capsys):
     assert lora.main(["sweep-status", "nope"]) == 2
     assert "no sweep 'nope'" in capsys.readouterr().err
     assert not list((data_dir / "runs").glob("*")) if (data_dir / "runs").exists() else True  # nothing submitted
+
+
+def test_sweep_rows_share_columns_while_running(monkeypatch):
+    mixed = [{"rank": 1, "alpha": 2, "run_id": "a", "state": "finished", "metric": "exact_match", "metric_value": 0.5,
+              "step": 50, "max_steps": 50, "eval_loss": 1.0},
+             {"rank": 2, "alpha": 4, "run_id": "b", "state": "queued"}]
+    monkeypatch.setattr(lora_sweep, "sweep_results", lambda name: mixed)
+    rows = lora_sweep.sweep_rows("any")
+    assert list(rows[0]) == list(rows[1]) and rows[0]["exact_match"] == 0.5 and rows[1]["exact_match"] is None
