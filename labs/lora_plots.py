@@ -65,7 +65,8 @@ def scaling_figure(alpha: float = 16.0, ranks=(1, 2, 4, 8, 16, 32, 64, 128, 256)
     ax.set_xlabel("rank r")
     ax.set_ylabel("scaling")
     ax.set_title("scaling = what PEFT multiplies B·A by", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.set_ylim(top=max(scaling(alpha, rs[0]), 4.0) * 40)  # room for the legend above the lines
+    ax.legend(fontsize=6, loc="upper right")
     mags = [(r, update_magnitude(r, alpha, False), update_magnitude(r, alpha, True)) for r in rs]
     ax2.plot(rs, [m[1] for m in mags], "o-", label="alpha/r")
     ax2.plot(rs, [m[2] for m in mags], "s-", label="alpha/√r (rsLoRA)")
@@ -126,36 +127,43 @@ def sweep_figure(results: list[dict], title: str = "") -> Figure:
     return fig
 
 
-def spectra_figure(res, max_layers: int = 12) -> Figure:
-    """Left: σ_k/σ_1 of each layer's ΔW (log); right: effective rank and ‖ΔW‖/‖W‖ per layer."""
+def spectra_figure(res) -> Figure:
+    """Left: σ_k of ΔW per module type (median over layers, band = min..max); right: effective rank and
+    ‖ΔW‖/‖W‖ per layer in model order."""
+    import statistics
     fig = Figure(figsize=(9, 3.6), dpi=100)
     ax, ax2 = fig.add_subplot(121), fig.add_subplot(122)
     layers = res.layers
-    step = max(1, len(layers) // max_layers)
-    for lay in layers[::step]:
-        sv = lay.singular_values
-        if sv and sv[0] > 0:
-            ax.plot(range(1, len(sv) + 1), [x / sv[0] for x in sv], "-", lw=1, alpha=0.7,
-                    label=lay.module.removeprefix("model.").replace("layers.", "L")[:28])
-    ax.set_yscale("log")
+    kinds: dict[str, list] = {}
+    for lay in layers:
+        kinds.setdefault(lay.module.rsplit(".", 1)[-1], []).append(lay.singular_values)
+    for kind, svs in kinds.items():
+        k = min(len(v) for v in svs)
+        xs = list(range(1, k + 1))
+        cols = [[v[i] for v in svs] for i in range(k)]
+        line, = ax.plot(xs, [statistics.median(c) for c in cols], "o-", ms=3, lw=1.2, label=f"{kind} ({len(svs)})")
+        if len(svs) > 1:
+            ax.fill_between(xs, [min(c) for c in cols], [max(c) for c in cols], color=line.get_color(), alpha=0.15)
+    if any(v > 0 for svs in kinds.values() for s in svs for v in s):
+        ax.set_yscale("log")
     ax.set_xlabel("singular value index k")
-    ax.set_ylabel("σ_k / σ_1")
-    ax.set_title(f"spectra of ΔW = scaling·B·A ({len(layers)} layers{', every %d-th' % step if step > 1 else ''})",
-                 fontsize=9)
-    if len(layers[::step]) <= 12:
-        ax.legend(fontsize=6)
+    ax.set_ylabel("σ_k of ΔW")
+    ax.set_title("σ of ΔW = scaling·B·A per module\n(median over layers, band min–max)", fontsize=9)
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=6)
     x = list(range(len(layers)))
-    ax2.bar(x, [lay.effective_rank for lay in layers], color="#4c78a8", label="effective rank (90% energy)")
-    ax2.set_ylabel("effective rank", color="#4c78a8")
+    ax2.bar(x, [lay.effective_rank for lay in layers], color="#4c78a8", width=1.0)
+    ax2.set_ylabel("effective rank (90% energy)", color="#4c78a8")
     ax2.set_xlabel("adapted layer (model order)")
     ax2.set_ylim(0, max(lay.rank for lay in layers) + 0.5)
     rel = [lay.relative_norm for lay in layers]
     if any(v is not None and v > 0 for v in rel):
         ax3 = ax2.twinx()
-        ax3.plot(x, [v if v is not None else float("nan") for v in rel], ".", color="#e45756")
+        ax3.plot(x, [v if v is not None else float("nan") for v in rel], ".", ms=3, color="#e45756")
         ax3.set_ylabel("‖ΔW‖/‖W‖", color="#e45756")
         ax3.set_yscale("log")
-    ax2.set_title("effective rank and size relative to the frozen weight", fontsize=9)
+    ax2.set_title("effective rank and ‖ΔW‖/‖W‖ per layer", fontsize=9)
     fig.tight_layout()
     return fig
 
