@@ -230,7 +230,7 @@ def scrub_preview(st, kinds):
     df = pd.DataFrame([{**c, "before": _cell(c["before"]), "after": _cell(c["after"])} for c in changes[:500]],
                       columns=["row", "field", "before", "after", "found"])
     rows = len({c["row"] for c in changes})
-    return df, f"{len(changes)} fields in {rows} rows would change (look-alikes such as versions, dates and prices are kept)."
+    return df, f"{len(changes)} field{'s' * (len(changes) != 1)} in {rows} row{'s' * (rows != 1)} would change (look-alikes such as versions, dates and prices are kept)."
 
 
 def scrub_apply(st, kinds):
@@ -366,7 +366,8 @@ def build(ctx) -> None:
             scrub_btn = gr.Button("Preview changes")
             scrub_apply_btn = gr.Button("Apply scrubbing")
         scrub_note = gr.Markdown()
-        scrub_table = gr.Dataframe(label="Before / after", interactive=False, wrap=True, max_height=300)
+        scrub_table = gr.Dataframe(label="Before / after", interactive=False, wrap=True, max_height=300,
+                                   column_widths=["7%", "10%", "37%", "37%", "9%"])
 
     with gr.Accordion("Convert, split and save", open=True):
         with gr.Row():

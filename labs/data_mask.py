@@ -160,7 +160,11 @@ def length_figure(lengths: list[int], max_length: int):
     ax = fig.add_subplot()
     if lengths:
         ax.hist(lengths, bins=min(40, max(5, len(set(lengths)))), color="#5470c6")
-    ax.axvline(max_length, color="#c0392b", linestyle="--", label=f"max length {max_length}")
+    longest = max(lengths, default=0)
+    if longest * 1.5 >= max_length or not lengths:
+        ax.axvline(max_length, color="#c0392b", linestyle="--", label=f"max length {max_length}")
+    else:  # short rows: keep the x-axis on the data and say where the limit is instead of squeezing them
+        ax.plot([], [], color="#c0392b", linestyle="--", label=f"max length {max_length} (off the axis →)")
     st = length_stats(lengths, max_length)
     ax.set_title(f"{st['rows']} rows · {st['truncated']} longer than {max_length} tokens · longest {st['longest']}",
                  fontsize=9)
