@@ -112,7 +112,9 @@ def table_rows(est: dict) -> list[dict]:
 
 # --------------------------------------------------------------------------- measurement
 _MEASURE = r"""
-import gc, json, resource, sys, psutil, torch
+import ctypes, gc, json, resource, sys
+ctypes.CDLL(None).prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE: 2 MiB huge pages would round RSS up by chance
+import psutil, torch
 from transformers import LlamaConfig, AutoModelForCausalLM
 from peft import LoraConfig, get_peft_model
 args = json.loads(sys.argv[1])

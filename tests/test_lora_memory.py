@@ -62,13 +62,16 @@ def test_default_model_estimate_is_sane():
 @pytest.mark.parametrize("method,key", [("full", "full fine-tuning"), ("lora", "LoRA")])
 def test_estimate_within_30_percent_of_measured_peak(method, key):
     """Two real fp32 AdamW steps in a fresh process; peak RSS above the pre-model baseline."""
-    batch, seq = 4, 128
+    # 2,048 tokens: activations dominate. At 512 tokens a LoRA reading sometimes carried ~56 MiB more than
+    # its live tensors (110 vs 166 MiB, depending on which tests ran before in the same session; cause not
+    # found), which a larger configuration absorbs.
+    batch, seq = 8, 256
     _, est = _estimate(SMALL, dtype="fp32", batch_size=batch, seq_len=seq)
     predicted = est["methods"][key]["total"]
     ratios = []
     for _ in range(2):  # one retry: a shared machine under memory pressure can disturb a single reading
         measured = lora_memory.measure_peak(SMALL, method, batch, seq, rank=8, targets="all-linear")
-        ratios.append(predicted / measured)  # quiet machine: full 1.05, LoRA 0.93
+        ratios.append(predicted / measured)
         if 0.7 <= ratios[-1] <= 1.3:
             break
     assert 0.7 <= ratios[-1] <= 1.3, (predicted / 2**20, measured / 2**20, ratios)
