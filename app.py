@@ -133,6 +133,9 @@ def _adapter_choices(runs):
 
 def port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As the server itself binds: connections of an app that just stopped (TIME_WAIT) do not
+        # block the port, another server listening on it does.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host if host not in ("0.0.0.0", "") else "0.0.0.0", port))
             return True
