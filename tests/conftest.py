@@ -5,6 +5,8 @@ every test session and by `make run`; everything else a test writes goes to a te
 """
 from __future__ import annotations
 
+import contextlib
+
 import os
 from pathlib import Path
 
@@ -62,3 +64,34 @@ def make_tiny_model(out: Path, tokenizer, *, layers: int = 2, hidden: int = 32, 
 def tiny_model_dir(tmp_path_factory, default_tokenizer) -> Path:
     """Path of a tiny random Llama (2 layers, hidden 32) saved with the real tokenizer."""
     return make_tiny_model(tmp_path_factory.mktemp("tiny-llama"), default_tokenizer)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _serve_tab(module, data_dir: Path, model_spec: str):
+    """One tab (`components.<x>_tab` module) served alone on a free port; yields a gradio_client Client."""
+    import gradio as gr
+    from gradio_client import Client
+
+    from components.shared import AppContext
+    with gr.Blocks() as demo:
+        spec = gr.Textbox(value=model_spec, label="Model")
+        with gr.Tab(module.__name__):
+            module.build(AppContext(Path(data_dir), spec))
+    demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield Client(demo.local_url, verbose=False)
+    finally:
+        demo.close()
+
+
+@pytest.fixture
+def serve_tab():
+    """`with serve_tab(components.x_tab, data_dir, model_spec) as client:` — one tab served alone."""
+    return _serve_tab

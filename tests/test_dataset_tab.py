@@ -1,35 +1,18 @@
 """The Dataset builder tab driven through gradio_client: upload, inspect, preview, convert, save."""
 from __future__ import annotations
 
-import socket
-
-import gradio as gr
 import pandas as pd
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
 from components import dataset_tab
-from components.shared import AppContext
 from labs import data
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def client(data_dir, tiny_model_dir):
-    with gr.Blocks() as demo:
-        spec = gr.Textbox(value=str(tiny_model_dir), label="Model")
-        with gr.Tab("Dataset builder"):
-            dataset_tab.build(AppContext(data_dir, spec))
-    demo.queue().launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
-    try:
-        yield Client(demo.local_url, verbose=False), str(tiny_model_dir)
-    finally:
-        demo.close()
+def client(data_dir, tiny_model_dir, serve_tab):
+    with serve_tab(dataset_tab, data_dir, str(tiny_model_dir)) as c:
+        yield c, str(tiny_model_dir)
 
 
 def test_upload_inspect_convert_save(client, tmp_path):

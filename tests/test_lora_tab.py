@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 
 import pytest
 
@@ -46,27 +45,11 @@ def test_sweep_trains_every_rank_with_the_same_budget(swept, tiny_model_dir):
     assert [r["rank"] for r in rows] == [1, 4] and rows[0]["step"] == "3/3"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_tab_through_gradio_client(swept, tiny_model_dir, monkeypatch):
-    import gradio as gr
-    from gradio_client import Client
-
+def test_tab_through_gradio_client(swept, tiny_model_dir, monkeypatch, serve_tab):
     from components import lora_tab
-    from components.shared import AppContext
     d, rec, _ = swept
     monkeypatch.setenv("LAB_DATA_DIR", str(d))
-    with gr.Blocks() as demo:
-        header = gr.Textbox(value=str(tiny_model_dir))
-        lora_tab.build(AppContext(d, header))
-    port = _free_port()
-    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        c = Client(f"http://127.0.0.1:{port}/", verbose=False)
+    with serve_tab(lora_tab, d, str(tiny_model_dir)) as c:
         targets, info = c.predict("", str(tiny_model_dir), api_name="/lora_layers")
         assert "q_proj" in info and "LlamaForCausalLM" in info
 
@@ -104,8 +87,6 @@ def test_tab_through_gradio_client(swept, tiny_model_dir, monkeypatch):
         _, msg = c.predict("", str(tiny_model_dir), [], "alpha = 2 × rank", [16], "all-linear", 50, 3e-4, 0, False,
                            api_name="/lora_sweep_start")
         assert "at least one rank" in msg
-    finally:
-        demo.close()
 
 
 def test_sweep_configs_pair_ranks_and_alphas(data_dir):

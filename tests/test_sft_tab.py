@@ -3,33 +3,15 @@ base vs fine-tuned answers, merge and export with a model card."""
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def client(data_dir, tiny_model_dir):
-    import gradio as gr
-    from gradio_client import Client
+def client(data_dir, tiny_model_dir, serve_tab):
     from components import sft_tab
-    from components.shared import AppContext
-    with gr.Blocks() as demo:
-        spec = gr.Textbox(value=str(tiny_model_dir), label="Model")
-        with gr.Tab("SFT trainer"):
-            sft_tab.build(AppContext(data_dir, spec))
-    port = _free_port()
-    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
-    try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
-    finally:
-        demo.close()
+    with serve_tab(sft_tab, data_dir, str(tiny_model_dir)) as c:
+        yield c
 
 
 def test_sft_tab_end_to_end(client, tiny_model_dir, tmp_path, data_dir):
