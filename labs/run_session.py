@@ -1,0 +1,182 @@
+"""The job side of a run: what a recipe process (`python -m labs.<recipe> --config …`) uses.
+
+    with runs.recipe_session(config_path) as session:   # queue, mark running, record how it ended
+        session.record(model_source=..., data_hash=...)
+        trainer = SFTTrainer(..., callbacks=[session.callback()])
+
+Kept apart from labs.runs (the app side: create, start, stop, kill, resume, list); labs.runs re-exports
+recipe_session and RecipeSession.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import yaml
+
+from labs.runs import (OOM_ADVICE, ROOT, Run, RunError, _slug, _write_json, create, queue_position,
+                       runs_dir)
+
+def versions() -> dict:
+    from importlib import metadata
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "gradio"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[pkg] = metadata.version(pkg)
+    with contextlib.suppress(Exception):
+        out["lab_commit"] = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                                           capture_output=True, text=True, timeout=5).stdout.strip() or None
+    return out
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+class RecipeSession:
+    """What a recipe sees of its run: directory, config, resume point, metrics and stop requests."""
+
+    def __init__(self, run: Run, resume_checkpoint: Path | None):
+        self.run = run
+        self.dir = run.dir
+        self.config = run.config
+        self.resume_checkpoint = str(resume_checkpoint) if resume_checkpoint else None
+        self.is_main = _rank() == 0
+        self._lock = threading.Lock()
+
+    def should_stop(self) -> bool:
+        return (self.dir / "STOP").exists()
+
+    def log(self, row: dict) -> None:
+        if not self.is_main:
+            return
+        with self._lock, open(self.dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps({"time": time.time(), **row}, default=float) + "\n")
+
+    def progress(self, step: int, max_steps: int, eta_s: float | None = None, **extra) -> None:
+        if self.is_main:
+            self.run.set_status(step=step, max_steps=max_steps, eta_s=eta_s, **extra)
+
+    def record(self, **fields) -> None:
+        if not self.is_main:
+            return
+        rec = self.run.record()
+        rec.update(fields)
+        rec.setdefault("versions", versions())
+        rec["world_size"] = int(os.environ.get("WORLD_SIZE", "1"))
+        _write_json(self.dir / "record.json", rec)
+
+    def callback(self):
+        from labs.run_callback import ProgressCallback
+        return ProgressCallback(self)
+
+
+def _wait_for_queue(run: Run) -> None:
+    """Block until this run is first in line and holds the training lock; hold it until exit."""
+    lock_path = runs_dir() / ".train.lock"
+    fh = open(lock_path, "a+")
+    while True:
+        pos = queue_position(run)
+        if pos in (None, 1):
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                run._lock_fh = fh  # released by the OS when this process ends
+                return
+            except BlockingIOError:
+                pass
+        if (run.dir / "STOP").exists():
+            raise SystemExit(0)
+        time.sleep(0.5)
+
+
+def _locate_run(config_path: Path, recipe: str) -> Run:
+    """The run a config belongs to: its own run dir, or a new run for a config kept elsewhere."""
+    config_path = config_path.resolve()
+    if (config_path.parent / "status.json").exists():
+        return Run(config_path.parent)
+    try:
+        cfg = yaml.safe_load(config_path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise RunError(f"config {config_path}: cannot be read ({e})") from None
+    group = os.environ.get("TORCHELASTIC_RUN_ID")
+    if group and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Under torchrun every rank arrives here: they share one run directory named by the launch.
+        d = runs_dir() / f"{_slug(config_path.stem)}-{_slug(group)}"
+        if _rank() == 0 and not (d / "status.json").exists():
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "config.yaml").write_text(yaml.safe_dump(dict(cfg), sort_keys=False))
+            _write_json(d / "status.json", {"state": "queued", "recipe": recipe, "name": config_path.stem,
+                                            "created_at": time.time(), "queued_at": time.time()})
+        deadline = time.monotonic() + 60
+        while not (d / "status.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        run = Run(d)
+    else:
+        run = create(recipe, cfg, name=config_path.stem)
+    if _rank() == 0:
+        print(f"run directory: {run.dir}", flush=True)
+    return run
+
+
+@contextlib.contextmanager
+def recipe_session(config_path: str | os.PathLike, resume: bool | None = None, recipe: str = "sft"):
+    """Wrap a recipe's work: queue, mark running, and record how it ended.
+
+    resume=None takes the choice from status.json (runs.resume sets it); True resumes from the
+    latest checkpoint. Under torchrun only rank 0 writes status and metrics.
+    """
+    run = _locate_run(Path(config_path), recipe)
+    st = run._raw_status()
+    resume = st.get("resume", False) if resume is None else resume
+    ckpt = run.latest_checkpoint() if resume else None
+    if resume and ckpt is None:
+        raise RunError(f"run {run.id} has no checkpoint to resume from")
+    main = _rank() == 0
+    if main:
+        import psutil
+        me = psutil.Process()
+        run.set_status(state="queued", pid=os.getpid(), pid_started=me.create_time(),
+                       queued_at=st.get("queued_at") or time.time())
+        _wait_for_queue(run)
+        if ckpt is not None:
+            _truncate_metrics(run, int(ckpt.name.split("-")[-1]))
+        run.set_status(state="running", started_at=time.time(), error=None, log_tail=None,
+                       resumed_from=str(ckpt) if ckpt else None)
+    session = RecipeSession(run, ckpt)
+    try:
+        yield session
+    except BaseException as e:  # noqa: BLE001 - every ending is recorded, then re-raised
+        if main:
+            if isinstance(e, (KeyboardInterrupt, SystemExit)) and not (isinstance(e, SystemExit) and e.code):
+                run.set_status(state="stopped", finished_at=time.time(), note="interrupted by signal")
+            else:
+                text = f"{type(e).__name__}: {e}"
+                oom = "out of memory" in text.lower() or type(e).__name__ == "OutOfMemoryError"
+                traceback.print_exc()
+                sys.stderr.flush()
+                run.set_status(state="failed", finished_at=time.time(), error=text[:2000],
+                               advice=OOM_ADVICE if oom else None, log_tail=run.log_tail(30))
+        raise
+    else:
+        if main:
+            stopped = session.should_stop()
+            run.set_status(state="stopped" if stopped else "finished", finished_at=time.time())
+            with contextlib.suppress(FileNotFoundError):
+                (run.dir / "STOP").unlink()
+
+
+def _truncate_metrics(run: Run, step: int) -> None:
+    """On resume from checkpoint-N, rows logged after step N are replaced by the resumed job's."""
+    rows = [r for r in run.metrics() if r.get("step", 0) <= step]
+    tmp = run.dir / ".metrics.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, run.dir / "metrics.jsonl")
