@@ -26,33 +26,65 @@ from pathlib import Path
 SEED = 1234
 OUT = Path(__file__).resolve().parent / "instruct"
 SIZES = {  # rows per task: train, validation, test
-    "extraction": (200, 20, 60),
+    "extraction": (360, 20, 60),
     "sentiment": (90, 15, 45),
     "qa": (70, 15, 30),
     "transform": (80, 15, 30),
 }
 
 # --------------------------------------------------------------------------- extraction
-FIRST = ["Ana", "Marco", "Lena", "Tomas", "Priya", "Jonas", "Sofia", "Kenji", "Amara", "Lucas", "Ingrid",
-         "Omar", "Clara", "Mateo", "Yara", "Felix", "Nadia", "Victor", "Elena", "Rafael", "Hana", "Oskar",
-         "Leila", "Bruno", "Mira", "Dmitri", "Carmen", "Ravi", "Greta", "Samuel",
-         # held-out from here (index 30 on)
-         "Ines", "Tariq", "Freya", "Emil", "Zainab", "Hugo", "Noor", "Anton", "Lucia", "Kwame", "Astrid",
-         "Pablo", "Selin", "Jakob", "Mei", "Dario", "Olga", "Idris", "Rosa", "Viktor"]
-LAST = ["Ruiz", "Bianchi", "Novak", "Silva", "Sharma", "Berg", "Costa", "Tanaka", "Okafor", "Moreau",
-        "Larsen", "Haddad", "Fischer", "Vargas", "Nilsson", "Kowalski", "Petrov", "Duarte", "Rossi", "Mendes",
-        "Sato", "Keller", "Farouk", "Lindqvist", "Romero", "Ivanova", "Quinn", "Patel", "Schmidt", "Alves",
-        # held-out from here
-        "Moretti", "Achebe", "Horvath", "Eriksen", "Castillo", "Yamamoto", "Dubois", "Mensah", "Kaur",
-        "Brandt", "Navarro", "Sokolov", "Lund", "Ferreira", "Adeyemi", "Weber", "Takahashi", "Ortiz",
-        "Jansen", "Hakimi"]
-CITY = ["Lisbon", "Turin", "Prague", "Porto", "Pune", "Bergen", "Valencia", "Osaka", "Lagos", "Lyon",
-        "Aarhus", "Beirut", "Munich", "Bogota", "Uppsala", "Krakow", "Sofia", "Seville", "Naples", "Recife",
-        "Kyoto", "Zurich", "Cairo", "Tampere",
-        # held-out from here
-        "Dublin", "Ghent", "Tallinn", "Accra", "Leeds", "Nagoya", "Quito", "Riga", "Malmo", "Bilbao",
-        "Graz", "Kumasi", "Hanoi", "Lille", "Perth", "Split", "Oslo", "Cork"]
-EXTRACT_SENT = [  # {n} name, {c} city, {a} age
+# Entity pools: TRAIN_* for training rows, HELD_* for validation and test rows (disjoint).
+TRAIN_FIRST = ["Ana", "Marco", "Lena", "Tomas", "Priya", "Jonas", "Sofia", "Kenji", "Amara", "Lucas", "Ingrid",
+               "Omar", "Clara", "Mateo", "Yara", "Felix", "Nadia", "Victor", "Elena", "Rafael", "Hana", "Oskar",
+               "Leila", "Bruno", "Mira", "Dmitri", "Carmen", "Ravi", "Greta", "Samuel", "Alba", "Bjorn", "Chiara",
+               "Dev", "Esme", "Farid", "Gael", "Hiro", "Isla", "Joao", "Kira", "Luca", "Maya", "Nils", "Orla",
+               "Paz", "Quentin", "Rhea", "Sven", "Talia", "Uma", "Vera", "Wim", "Ximena", "Yusuf", "Zoe", "Arvid",
+               "Bea", "Cyrus", "Dalia", "Eero", "Fatima", "Goran", "Hedda", "Ivo", "Juno", "Karim", "Lotte",
+               "Malik", "Nina",
+              "Aiko", "Bram", "Celeste", "Dina", "Enzo", "Flora", "Gideon", "Helga", "Imre", "Jasmin", "Kofi",
+              "Liesel", "Marta", "Nuno", "Ottilie", "Pedro", "Renata", "Stellan", "Tove", "Ugo", "Valentina",
+              "Wendell", "Yannick", "Zora", "Adele", "Boris", "Camille", "Diego", "Elif", "Florin", "Gwen",
+              "Hamid", "Ilse", "Jorge", "Katya", "Lars", "Magnus", "Nadine", "Otto", "Petra", "Rune",
+              "Saskia", "Theo", "Ulla", "Vito", "Wanda", "Yves", "Zeno", "Aziz", "Bianca", "Cosmin", "Daria",
+              "Emre", "Fiona", "Gustav", "Hector", "Iris", "Jana", "Kasper", "Livia"]
+HELD_FIRST = ["Ines", "Tariq", "Freya", "Emil", "Zainab", "Hugo", "Noor", "Anton", "Lucia", "Kwame", "Astrid",
+              "Pablo", "Selin", "Jakob", "Mei", "Dario", "Olga", "Idris", "Rosa", "Viktor"]
+TRAIN_LAST = ["Ruiz", "Bianchi", "Novak", "Silva", "Sharma", "Berg", "Costa", "Tanaka", "Okafor", "Moreau",
+              "Larsen", "Haddad", "Fischer", "Vargas", "Nilsson", "Kowalski", "Petrov", "Duarte", "Rossi",
+              "Mendes", "Sato", "Keller", "Farouk", "Lindqvist", "Romero", "Ivanova", "Quinn", "Patel", "Schmidt",
+              "Alves", "Abbott", "Barros", "Cruz", "Dahl", "Ekstrom", "Fontaine", "Galvez", "Hoffman", "Iqbal",
+              "Jovanovic", "Kim", "Lopes", "Mazur", "Nakamura", "Oyelaran", "Pires", "Reyes", "Salo", "Toth",
+              "Uddin", "Varga", "Wolff", "Xu", "Yilmaz", "Zeller", "Aguilar", "Bauer", "Conti", "Diallo", "Engel",
+              "Fonseca", "Grant", "Ikeda", "Juarez", "Koch", "Laine", "Marin", "Ng", "Owusu",
+              "Albers", "Bergstrom", "Carvalho", "Delgado", "Esposito", "Falk", "Gallo", "Hartmann",
+              "Ibrahim", "Jensen", "Kovac", "Lambert", "Meyer", "Nowak", "Olsen", "Pereira", "Ramos",
+              "Santos", "Tamura", "Ulrich", "Vidal", "Wagner", "Yoshida", "Zamora", "Amato", "Brooks",
+              "Castro", "Dimitrov", "Evans", "Ferrari", "Gomez", "Hughes", "Ionescu", "Jaramillo", "Kraus",
+              "Lombardi", "Molina", "Nieminen", "Ozturk", "Popescu", "Richter", "Serrano", "Thorsen",
+              "Urquhart", "Vogel", "Walsh", "Yamada", "Zielinski", "Arslan", "Becker", "Cardoso", "Dumas",
+              "Eklund", "Fuchs", "Greco", "Hale", "Ito", "Jung", "Kuznetsov", "Leclerc"]
+HELD_LAST = ["Moretti", "Achebe", "Horvath", "Eriksen", "Castillo", "Yamamoto", "Dubois", "Mensah", "Kaur",
+             "Brandt", "Navarro", "Sokolov", "Lund", "Ferreira", "Adeyemi", "Weber", "Takahashi", "Ortiz",
+             "Jansen", "Hakimi"]
+TRAIN_CITY = ["Lisbon", "Turin", "Prague", "Porto", "Pune", "Bergen", "Valencia", "Osaka", "Lagos", "Lyon",
+              "Aarhus", "Beirut", "Munich", "Bogota", "Uppsala", "Krakow", "Sofia", "Seville", "Naples", "Recife",
+              "Kyoto", "Zurich", "Cairo", "Tampere", "Antwerp", "Basel", "Cadiz", "Dresden", "Espoo", "Faro",
+              "Gdansk", "Haifa", "Izmir", "Jena", "Kobe", "Leipzig", "Malaga", "Nantes", "Odense", "Padua",
+              "Quebec", "Rennes", "Salzburg", "Toulouse", "Utrecht", "Verona", "Wroclaw", "Xalapa", "York",
+              "Zagreb", "Arles", "Bremen", "Cusco", "Durban", "Eindhoven", "Fukuoka", "Geneva", "Hobart",
+              "Jaipur", "Kazan", "Lucerne", "Mombasa", "Nimes",
+              "Aachen", "Bordeaux", "Coimbra", "Dijon", "Essen", "Florence", "Granada", "Hamburg",
+              "Innsbruck", "Jerez", "Kassel", "Linz", "Marseille", "Nuremberg", "Oviedo", "Palermo",
+              "Regensburg", "Stuttgart", "Trieste", "Uppland", "Vigo", "Weimar", "Bari", "Brno", "Bruges",
+              "Cologne", "Dortmund", "Genoa", "Gothenburg", "Hanover", "Heidelberg", "Lausanne", "Liverpool",
+              "Lodz", "Lublin", "Luxor", "Madras", "Manila", "Medellin", "Montreal", "Mumbai", "Nairobi",
+              "Ottawa", "Oxford", "Pisa", "Poznan", "Rabat", "Rotterdam", "Santiago", "Seattle", "Sendai",
+              "Sevastopol", "Tangier", "Tartu", "Tbilisi", "Toledo", "Tucson", "Turku", "Vilnius", "Winnipeg"]
+HELD_CITY = ["Dublin", "Ghent", "Tallinn", "Accra", "Leeds", "Nagoya", "Quito", "Riga", "Malmo", "Bilbao",
+             "Graz", "Kumasi", "Hanoi", "Lille", "Perth", "Split", "Oslo", "Cork"]
+# Sentence shapes vary on purpose (name first or last, city first, labelled records, first person):
+# the model has to learn what a name, a city and an age are, not where they sit.
+TRAIN_SENT = [  # {n} name, {c} city, {a} age
     "{n} is {a} years old and lives in {c}.",
     "{n}, {a}, moved to {c} last spring.",
     "Meet {n}: a {a}-year-old engineer based in {c}.",
@@ -61,19 +93,54 @@ EXTRACT_SENT = [  # {n} name, {c} city, {a} age
     "Last week {n}, aged {a}, ran a marathon in {c}.",
     "At {a}, {n} opened a small bookshop in {c}.",
     "{n} from {c} just turned {a}.",
-    # held-out from here (index 8 on)
+    "Born in {c}, {n} is now {a}.",
+    "In {c}, {n} ({a}) teaches piano to children.",
+    "{c} is home to {n}, who is {a}.",
+    "The {c} choir welcomed {n}, {a}, this morning.",
+    "Today's guest is {n}, {a}, who grew up in {c}.",
+    "A {a}-year-old from {c}, {n}, won the chess cup.",
+    "Travelling from {c}, {n} ({a}) arrived late.",
+    "Hello, I'm {n}. I am {a} and I live in {c}.",
+    "My neighbour {n} ({a}) just moved here from {c}.",
+    "ID 4471 -> {n}, {c}, {a}",
+    "Full name - {n}; based in {c}; {a} yrs",
+    "{n}? Oh, the {a}-year-old painter from {c}.",
+    "According to the registry, {n} is {a} and is registered in {c}.",
+    "Photo: {n} ({a}) on a street in {c}.",
+    "From {c} comes {n}, a {a}-year-old chef.",
+    "It was in {c} that {n}, then {a}, wrote a first song.",
+    "Customer {n} | {c} | age {a}",
+    "{c} council member {n} turned {a} this year.",
+    "Please welcome {n} ({c}, {a}) to the team!",
+    "Runner-up: {n}, {a}, representing {c}.",
+    "{c}'s own {n} ({a}) signed the petition.",
+    "{c} taxi driver {n}, {a}, found a lost wallet.",
+    "Report from {c}: {n}, {a}, rescued a cat.",
+    "Congratulations, {n}! {a} today, and still in {c}.",
+    "{c} firefighter {n} ({a}) was honoured at a ceremony.",
+    "{c} schoolteacher {n}, {a}, retired in June.",
+    "{c} startup founder {n} turned {a} during the launch.",
+    "{c} mayor {n} will be {a} next week.",
+]
+HELD_SENT = [
     "Resident of {c}: {n}, age {a}.",
     "The winner, {n} of {c}, is {a} years young.",
     "{c} local {n} celebrated turning {a} on Sunday.",
     "Name: {n}. Home town: {c}. Age: {a}.",
     "We spoke with {n}, a {a} year old nurse living in {c}.",
 ]
-EXTRACT_ASK = [
+TRAIN_ASK = [
     "Extract the person's name, city and age as JSON with the keys name, city, age.\n\n{s}",
     "Return JSON with keys name, city and age for the person in this text:\n{s}",
     "Text: {s}\nGive the name, city and age as a JSON object (keys: name, city, age).",
     "Read the sentence and output a JSON object with name, city, age.\nSentence: {s}",
-    # held-out from here (index 4 on)
+    "{s}\n\nExtract name, city and age. Output JSON only.",
+    "Sentence: {s}\n\nJSON with name, city, age:",
+    "Please turn the following into JSON (name, city, age).\n{s}",
+    "{s}\nReturn a JSON object with the keys name, city and age.",
+    "Find the person in the text below and give their name, city and age as JSON.\n\nText: {s}",
+]
+HELD_ASK = [
     "From the passage below, pull out name, city and age into JSON (keys name, city, age).\n\n{s}",
     "{s}\n\nWhich person is this? Answer only with JSON: name, city, age.",
     "Convert this sentence into a JSON record with fields name, city, age: {s}",
@@ -169,14 +236,16 @@ def _row(task, kind, si, ai, prompt, answer, entities):
 
 
 def extraction(rng: random.Random, part: str) -> dict:
-    first, last, city = _cut(FIRST, 30, part), _cut(LAST, 30, part), _cut(CITY, 24, part)
-    sents, asks = _cut(EXTRACT_SENT, 8, part), _cut(EXTRACT_ASK, 4, part)
+    train = part == "train"
+    first, last = (TRAIN_FIRST, TRAIN_LAST) if train else (HELD_FIRST, HELD_LAST)
+    city = TRAIN_CITY if train else HELD_CITY
+    sents, asks = (TRAIN_SENT, TRAIN_ASK) if train else (HELD_SENT, HELD_ASK)
     n, c, a = f"{rng.choice(first)} {rng.choice(last)}", rng.choice(city), rng.randint(19, 78)
     si, ai = rng.randrange(len(sents)), rng.randrange(len(asks))
     s = sents[si].format(n=n, c=c, a=a)
     s = s[0].upper() + s[1:]
     answer = json.dumps({"name": n, "city": c, "age": a})
-    off_s, off_a = (0, 0) if part == "train" else (8, 4)
+    off_s, off_a = (0, 0) if train else (len(TRAIN_SENT), len(TRAIN_ASK))
     return _row("extraction", "s", si + off_s, ai + off_a, asks[ai].format(s=s), answer, [n, c])
 
 
@@ -227,18 +296,22 @@ MAKERS = {"extraction": extraction, "sentiment": sentiment, "qa": qa, "transform
 
 
 def build(seed: int = SEED) -> dict[str, list[dict]]:
-    rng = random.Random(seed)
     splits: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
     for task, (n_tr, n_va, n_te) in SIZES.items():
         seen: set[str] = set()  # no prompt twice, within or across splits
+        # one generator for the training rows and one for the held-out rows: adding training templates or
+        # entities leaves the validation and test rows exactly as they were
+        rngs = {part: random.Random(f"{seed}/{task}/{part}") for part in ORDER}
         for split, n in (("train", n_tr), ("validation", n_va), ("test", n_te)):
             part = "train" if split == "train" else "held-out"
+            rng = rngs[part]
             while len([r for r in splits[split] if r["task"] == task]) < n:
                 row = MAKERS[task](rng, part)
                 key = row["prompt"][0]["content"]
                 if key not in seen:
                     seen.add(key)
                     splits[split].append(row)
+    rng = random.Random(seed)
     for rows in splits.values():
         rng.shuffle(rows)
     return splits
