@@ -97,9 +97,14 @@ def mask_preview(model, dataset, data_tasks, index, max_length, completion_only)
     row = rows[int(index or 0) % len(rows)]
     toks = preview(tok, row, int(max_length), bool(completion_only))
     n = sum(m for _, m in toks)
-    return ([(t, "trained" if m else None) for t, m in toks],
-            f"{len(toks)} tokens, **{n} trained** (highlighted), {len(toks) - n} masked · row "
-            f"{int(index or 0) % len(rows)} of {len(rows)} training rows")
+    md = (f"{len(toks)} tokens, **{n} trained** (highlighted), {len(toks) - n} masked · row "
+          f"{int(index or 0) % len(rows)} of {len(rows)} training rows")
+    if n == 0:
+        md += (f"\n\n⚠️ max_length {int(max_length)} cuts this row's whole answer: it adds nothing to the loss. "
+               f"Raise max_length.")
+    elif len(toks) >= int(max_length):
+        md += f"\n\n⚠️ max_length {int(max_length)} truncates this row: the end of its answer is not trained."
+    return [(t, "trained" if m else None) for t, m in toks], md
 
 
 def load_config(run_id):
@@ -152,6 +157,9 @@ def details(run_id, overlay):
         p = run.dir / "eval_predictions.jsonl"
         if p.exists():
             preds = pd.DataFrame([json.loads(x) for x in p.read_text().splitlines()[:200]])
+    warning = (run.record().get("truncation") or {}).get("warning")
+    if warning:
+        md = f"⚠️ {warning}\n\n{md}"
     return loss, extra, table, md, preds
 
 
@@ -220,7 +228,7 @@ GROUPS = [
                       "batch_size", "grad_accum", "neftune_alpha", "seed"]),
     ("Speed", ["padding_free", "packing", "gradient_checkpointing", "precision", "device"]),
     ("Evaluation and saving", ["eval_steps", "early_stopping_patience", "save_total_limit", "logging_steps",
-                               "eval_rows", "time_limit_min", "push_to_hub"]),
+                               "eval_rows", "eval_base", "time_limit_min", "push_to_hub"]),
 ]
 
 

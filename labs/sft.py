@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from labs.sft_config import ConfigError, SFTRunConfig, preset
-from labs.sft_data import DataError, data_hash, load_splits, reference, tokenize_row
+from labs.sft_data import DataError, data_hash, load_splits, reference, tokenize_row, truncation_report
 
 N_WATCH = 3  # validation prompts answered at every evaluation, so the user sees the model change
 
@@ -187,12 +187,21 @@ def build_trainer(cfg: SFTRunConfig, session, splits: dict | None = None):
     model, tok, source = load_model(cfg, device, prec)
     trainable, total = count_params(model)
 
+    train_rows = [tokenize_row(tok, r, cfg.max_length, cfg.completion_only) for r in splits["train"]]
+    val_rows = [tokenize_row(tok, r, cfg.max_length, cfg.completion_only) for r in splits["validation"]]
+    cut = truncation_report(train_rows, cfg.max_length)
+    if cut.get("warning"):
+        print(f"warning: {cut['warning']}", flush=True)
+    if cut["rows"] and cut["no_trained_token"] == cut["rows"]:
+        raise ConfigError(f"max_length: {cut['max_length']} cuts the answer of every training row; nothing would "
+                          f"be trained - raise it")
+
     def tokenized(rows):
-        return datasets.Dataset.from_list([tokenize_row(tok, r, cfg.max_length, cfg.completion_only) for r in rows])
-    train_ds, eval_ds = tokenized(splits["train"]), tokenized(splits["validation"])
+        return datasets.Dataset.from_list([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
+    train_ds, eval_ds = tokenized(train_rows), tokenized(val_rows)
     session.record(model_source=source.record(), data_hash=data_hash(splits), precision=prec["label"],
                    device=str(device), trainable_params=trainable, total_params=total,
-                   rows={k: len(v) for k, v in splits.items()},
+                   rows={k: len(v) for k, v in splits.items()}, truncation=cut,
                    effective_batch=cfg.effective_batch(world), speed={"padding_free": cfg.padding_free,
                    "packing": cfg.packing, "gradient_checkpointing": cfg.gradient_checkpointing})
 
@@ -261,7 +270,7 @@ def train(cfg: SFTRunConfig, session) -> dict:
         rows = held[:cfg.eval_rows]
         m = trainer.model
         metrics, preds = evaluate_rows(m, tok, rows, cfg.metric())
-        if cfg.method == "lora":
+        if cfg.method == "lora" and cfg.eval_base:
             with m.disable_adapter():
                 base_metrics, _ = evaluate_rows(m, tok, rows, cfg.metric())
             metrics.update({f"base/{k}": v for k, v in base_metrics.items() if k != "n"})

@@ -147,15 +147,28 @@ def tokenize_row(tokenizer, row: dict, max_length: int = 512, completion_only: b
     prompt unless completion_only is off; then the row is truncated to max_length.
     """
     if "text" in row:
-        ids = tokenizer(row["text"] + tokenizer.eos_token)["input_ids"][:max_length]
-        return {"input_ids": ids, "labels": list(ids)}
+        ids = tokenizer(row["text"] + tokenizer.eos_token)["input_ids"]
+        return {"input_ids": ids[:max_length], "labels": list(ids[:max_length]), "full_length": len(ids)}
     prompt = _ids(tokenizer, row["prompt"], add_generation_prompt=True)
     full = _ids(tokenizer, row["prompt"] + row["completion"])
     n = 0
     while n < min(len(prompt), len(full)) and prompt[n] == full[n]:
         n += 1
     labels = [t if (not completion_only or i >= n) else -100 for i, t in enumerate(full)]
-    return {"input_ids": full[:max_length], "labels": labels[:max_length]}
+    return {"input_ids": full[:max_length], "labels": labels[:max_length], "full_length": len(full)}
+
+
+def truncation_report(tokenized: list[dict], max_length: int) -> dict:
+    """How many rows max_length cuts, and how many lose their whole answer (they then train nothing)."""
+    cut = sum(r.get("full_length", len(r["input_ids"])) > max_length for r in tokenized)
+    empty = sum(all(lab == -100 for lab in r["labels"]) for r in tokenized)
+    out = {"rows": len(tokenized), "truncated": cut, "no_trained_token": empty, "max_length": max_length}
+    if empty:
+        out["warning"] = (f"max_length {max_length} cuts the whole answer of {empty} of {len(tokenized)} rows: "
+                          f"they add nothing to the loss. Raise max_length or shorten the prompts.")
+    elif cut:
+        out["warning"] = f"max_length {max_length} truncates {cut} of {len(tokenized)} rows (their answers are cut)."
+    return out
 
 
 def mask_preview(tokenizer, row: dict, max_length: int = 512, completion_only: bool = True) -> list[tuple[str, bool]]:

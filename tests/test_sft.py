@@ -44,6 +44,20 @@ def test_mask_trains_the_answer_and_its_end_of_turn(default_tokenizer):
     assert len(mask_preview(default_tokenizer, row, 20)) == 20
 
 
+def test_truncation_report_warns_when_max_length_cuts_the_answer(default_tokenizer, tiny_model_dir, tiny_jsonl):
+    from labs.sft import NullSession, build_trainer
+    from labs.sft_config import ConfigError
+    from labs.sft_data import tokenize_row, truncation_report
+    rows = load_splits("instruct", ["extraction"])["train"][:6]
+    whole = truncation_report([tokenize_row(default_tokenizer, r, 512) for r in rows], 512)
+    assert whole == {"rows": 6, "truncated": 0, "no_trained_token": 0, "max_length": 512}
+    prompt_len = min(len(tokenize_row(default_tokenizer, r, 512)["input_ids"]) for r in rows) - 30
+    cut = truncation_report([tokenize_row(default_tokenizer, r, prompt_len) for r in rows], prompt_len)
+    assert cut["truncated"] == 6 and cut["no_trained_token"] == 6 and "whole answer of 6 of 6" in cut["warning"]
+    with pytest.raises(ConfigError, match="max_length: 24 cuts the answer of every training row"):
+        build_trainer(_cfg(tiny_model_dir, tiny_jsonl, max_length=24), NullSession(str(tiny_jsonl.parent / "r")))
+
+
 def test_messages_rows_learn_the_last_assistant_turn(default_tokenizer):
     msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
             {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
