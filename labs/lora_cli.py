@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alphas", default=None, help="comma-separated; default alpha = 2 x rank")
     p.add_argument("--targets", default="all-linear")
     p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
+    p.add_argument("--eval-rows", type=int, default=20, help="held-out rows answered for the task metric")
     p.add_argument("--dataset", default=None)
     p.add_argument("--wait", action="store_true", help="wait and print the results table")
     p = sub.add_parser("sweep-status", help="the results table of a sweep (and its plot with --plot)")
@@ -91,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             ranks = [int(x) for x in a.ranks.split(",") if x.strip()]
             alphas = [float(x) for x in a.alphas.split(",")] if a.alphas else None
             sw = lora_sweep.start_sweep(a.name, ranks=ranks, alphas=alphas, model=a.model, targets=a.targets,
-                                        max_steps=a.steps, dataset=a.dataset)
+                                        max_steps=a.steps, dataset=a.dataset, batch_size=a.batch_size,
+                                        learning_rate=a.lr, eval_rows=a.eval_rows)
             print(f"sweep {sw['name']}: runs {', '.join(sw['run_ids'])}")
             if a.wait:
                 lora_sweep.wait_sweep(sw["name"])

@@ -40,7 +40,7 @@ def _record_path(name: str) -> Path:
 
 def sweep_configs(ranks: list[int], alphas: list[float] | None = None, *, model: str | None = None,
                   targets: str = "all-linear", max_steps: int = 50, dataset: str | None = None,
-                  seed: int = 42, learning_rate: float | None = None, batch_size: int = 8,
+                  seed: int = 42, learning_rate: float | None = None, batch_size: int = 4,
                   max_length: int = 256, use_rslora: bool = False, eval_rows: int = 20,
                   preset_name: str = "instruction", **overrides) -> list[dict]:
     """One SFT config per (rank, alpha) point. `alphas` empty: alpha = 2·rank for each rank;
@@ -63,11 +63,16 @@ def sweep_configs(ranks: list[int], alphas: list[float] | None = None, *, model:
         points = [(r, a) for r in ranks for a in alphas]
     if len(points) > MAX_POINTS:
         raise LoraError(f"{len(points)} runs: a sweep holds at most {MAX_POINTS}")
+    if batch_size < 1:
+        raise LoraError("batch size: at least 1")
     out = []
-    for r, a in points:
+    for i, (r, a) in enumerate(points):
+        # Cheap enough to sweep on a CPU: validation loss at half-way and at the end, and the base
+        # model's held-out answers once (the first point) - the base is the same for every rank.
         kw = dict(method="lora", lora_r=r, lora_alpha=a, lora_targets=targets, max_steps=max_steps,
-                  eval_steps=max(1, max_steps // 5), seed=seed, batch_size=batch_size, max_length=max_length,
-                  use_rslora=use_rslora, eval_rows=eval_rows, save_total_limit=1, logging_steps=max(1, max_steps // 25))
+                  eval_steps=max(1, max_steps // 2), seed=seed, batch_size=batch_size, max_length=max_length,
+                  use_rslora=use_rslora, eval_rows=eval_rows, eval_base=i == 0, save_total_limit=1,
+                  logging_steps=max(1, max_steps // 25))
         if model:
             kw["model"] = model
         if dataset:
@@ -146,6 +151,10 @@ def sweep_results(name: str) -> list[dict]:
         except runs.RunError:
             res = {"state": "deleted"}
         out.append({"rank": p["rank"], "alpha": p["alpha"], "run_id": p["run_id"], **res})
+    base = next((r["base_metric_value"] for r in out if r.get("base_metric_value") is not None), None)
+    for r in out:  # the base model is measured once per sweep (same base, same rows)
+        if r.get("state") == "finished" and r.get("base_metric_value") is None:
+            r["base_metric_value"] = base
     return out
 
 

@@ -36,6 +36,14 @@ def test_sweep_trains_every_rank_with_the_same_budget(swept, tiny_model_dir):
         assert r["trainable_params"] == lora.count_trainable(shapes, r["rank"], "all-linear").trainable
     assert results[1]["trainable_params"] == 4 * results[0]["trainable_params"]
     assert results[0]["metric"] == "exact_match" and results[0]["train_seconds"] > 0
+    # the base model answers the held-out rows once per sweep; every finished row shows that number
+    from labs import runs
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAB_DATA_DIR", str(d))
+        has_base = ["base/exact_match" in json.loads((runs.get(r["run_id"]).dir / "eval_metrics.json").read_text())
+                    for r in results]
+    assert has_base == [True, False]
+    assert results[1]["base_metric_value"] == results[0]["base_metric_value"] is not None
     fig = lora_plots.sweep_figure(results)
     assert sum(len(ax.lines) for ax in fig.axes) >= 4
     with pytest.MonkeyPatch.context() as mp:
@@ -85,7 +93,7 @@ def test_tab_through_gradio_client(swept, tiny_model_dir, monkeypatch, serve_tab
         assert "no such directory" in err_md
 
         _, msg = c.predict("", str(tiny_model_dir), [], "alpha = 2 × rank", [16], "all-linear", 50, 3e-4, 0, False,
-                           api_name="/lora_sweep_start")
+                           4, api_name="/lora_sweep_start")
         assert "at least one rank" in msg
 
 
@@ -93,7 +101,10 @@ def test_sweep_configs_pair_ranks_and_alphas(data_dir):
     from labs.lora import LoraError
     two_r = lora_sweep.sweep_configs([1, 4], max_steps=50)
     assert [(c["lora_r"], c["lora_alpha"]) for c in two_r] == [(1, 2), (4, 8)]
-    assert {(c["max_steps"], c["seed"], c["learning_rate"], c["batch_size"]) for c in two_r} == {(50, 42, 3e-4, 8)}
+    from labs.sft_config import PRESETS
+    lr = PRESETS["instruction"]["learning_rate"]
+    assert {(c["max_steps"], c["seed"], c["learning_rate"], c["batch_size"]) for c in two_r} == {(50, 42, lr, 4)}
+    assert [c["eval_base"] for c in two_r] == [True, False] and {c["eval_steps"] for c in two_r} == {25}
     grid = lora_sweep.sweep_configs([2, 8], [4, 16, 64], max_steps=50)
     assert len(grid) == 6 and {c["method"] for c in grid} == {"lora"}
     assert [(c["lora_r"], c["lora_alpha"]) for c in lora_sweep.sweep_configs([8], [4, 32])] == [(8, 4), (8, 32)]
