@@ -208,13 +208,15 @@ def _bound_from_marks(out: str, warmup: int, now: float) -> dict | None:
     """A setup stopped by --setup-timeout-s: its throughput so far, or an upper bound if no step after
     warm-up finished (the step running when stopped is counted as if it had just finished)."""
     marks = [(float(t), int(n)) for _, t, n in (ln.split() for ln in out.splitlines() if ln.startswith("MARK "))]
-    if len(marks) <= warmup:
+    if not marks:
         return None
-    t0 = marks[warmup][0]
-    done = marks[warmup:]
+    in_warmup = len(marks) <= warmup  # then bound it from the steps it started (warm-up ones included)
+    done = marks if in_warmup else marks[warmup:]
+    t0 = done[0][0]
     tokens = sum(n for _, n in done)  # includes the unfinished step: an upper bound
     return {"tokens_per_s": tokens / (now - t0), "steps": len(done) - 1, "tokens": tokens, "seconds": now - t0,
-            "peak_mem_gb": float("nan"), "upper_bound": True, "options": "stopped early: upper bound"}
+            "peak_mem_gb": float("nan"), "upper_bound": True,
+            "options": f"stopped {'in warm-up' if in_warmup else 'early'} after {len(done)} started steps: upper bound"}
 
 
 def _mfu(tokens_per_s: float, n_params: float, n_layers: int, hidden: int, seq: int, full: bool) -> float:
@@ -262,7 +264,7 @@ def main() -> None:
                 results[name] = bound
                 print(f"  {name}: stopped after {a.setup_timeout_s:.0f}s, < {bound['tokens_per_s']:.1f} tok/s", flush=True)
             else:
-                print(f"  {name}: no step finished warm-up in {a.setup_timeout_s:.0f}s", flush=True)
+                print(f"  {name}: no training step started in {a.setup_timeout_s:.0f}s", flush=True)
             continue
         line = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
         if p.returncode or not line:
