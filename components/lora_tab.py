@@ -16,6 +16,7 @@ import pandas as pd
 from components.shared import GPU_QUEUE
 from labs import lora
 from labs.lora import LoraError
+from labs.sft_config import PRESETS
 
 RANK_CHOICES = [1, 2, 4, 8, 16, 32, 64, 128]
 GPU_CHOICES = [8, 12, 16, 24, 40, 48, 80, 141]
@@ -241,7 +242,6 @@ def build(ctx) -> None:
                                          value="all-linear", label="targets", allow_custom_value=True)
             with gr.Row():
                 sw_steps = gr.Slider(50, 1000, value=50, step=10, label="steps per run (same for all)")
-                from labs.sft_config import PRESETS
                 sw_lr = gr.Number(PRESETS["instruction"]["learning_rate"], label="learning rate", minimum=1e-7,
                                   maximum=1e-2)
                 sw_batch = gr.Slider(1, 32, value=4, step=1, label="batch size")

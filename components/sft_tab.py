@@ -87,7 +87,7 @@ def start(model, *values):
 
 def mask_preview(model, dataset, data_tasks, index, max_length, completion_only):
     from labs import models
-    from labs.sft_data import DataError, load_splits, mask_preview as preview
+    from labs.sft_data import DataError, load_splits, row_preview
     try:
         rows = load_splits(dataset, [t.strip() for t in (data_tasks or "").split(",") if t.strip()])["train"]
         tok = models.load_tokenizer(model or None)
@@ -95,15 +95,12 @@ def mask_preview(model, dataset, data_tasks, index, max_length, completion_only)
         gr.Warning(str(e))
         return [], f"⚠️ {e}"
     row = rows[int(index or 0) % len(rows)]
-    toks = preview(tok, row, int(max_length), bool(completion_only))
+    toks, cut = row_preview(tok, row, int(max_length), bool(completion_only))
     n = sum(m for _, m in toks)
     md = (f"{len(toks)} tokens, **{n} trained** (highlighted), {len(toks) - n} masked · row "
           f"{int(index or 0) % len(rows)} of {len(rows)} training rows")
-    if n == 0:
-        md += (f"\n\n⚠️ max_length {int(max_length)} cuts this row's whole answer: it adds nothing to the loss. "
-               f"Raise max_length.")
-    elif len(toks) >= int(max_length):
-        md += f"\n\n⚠️ max_length {int(max_length)} truncates this row: the end of its answer is not trained."
+    if cut.get("warning"):
+        md += f"\n\n⚠️ {cut['warning']}"
     return [(t, "trained" if m else None) for t, m in toks], md
 
 

@@ -26,6 +26,7 @@ import yaml
 from labs.runs import (OOM_ADVICE, ROOT, Run, RunError, _slug, _write_json, create, queue_position,
                        runs_dir)
 
+
 def versions() -> dict:
     from importlib import metadata
     out = {"python": platform.python_version(), "platform": platform.platform()}

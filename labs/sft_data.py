@@ -171,9 +171,16 @@ def truncation_report(tokenized: list[dict], max_length: int) -> dict:
     return out
 
 
-def mask_preview(tokenizer, row: dict, max_length: int = 512, completion_only: bool = True) -> list[tuple[str, bool]]:
-    """The tokens of one row as the trainer sees them, each with True where the loss is computed."""
+def row_preview(tokenizer, row: dict, max_length: int = 512,
+                completion_only: bool = True) -> tuple[list[tuple[str, bool]], dict]:
+    """mask_preview's tokens plus the row's truncation_report (its 'warning', if max_length cuts it)."""
     if "messages" in row or isinstance(row.get("prompt"), str) or "instruction" in row:
         row = to_prompt_completion(row)
     t = tokenize_row(tokenizer, row, max_length, completion_only)
-    return [(tokenizer.decode([i]), lab != -100) for i, lab in zip(t["input_ids"], t["labels"])]
+    toks = [(tokenizer.decode([i]), lab != -100) for i, lab in zip(t["input_ids"], t["labels"])]
+    return toks, truncation_report([t], max_length)
+
+
+def mask_preview(tokenizer, row: dict, max_length: int = 512, completion_only: bool = True) -> list[tuple[str, bool]]:
+    """The tokens of one row as the trainer sees them, each with True where the loss is computed."""
+    return row_preview(tokenizer, row, max_length, completion_only)[0]

@@ -28,6 +28,9 @@ def test_sft_tab_end_to_end(client, tiny_model_dir, tmp_path, data_dir):
     hl, note = client.predict(str(tiny_model_dir), "instruct", "sentiment", 0, 512, True, api_name="/sft_mask_preview")
     trained = "".join(t["token"] for t in hl if t["class_or_confidence"] == "trained")
     assert trained.strip().split("<|im_end|>")[0] in ("positive", "negative", "neutral") and "trained" in note
+    assert "⚠️" not in note
+    _, cut_note = client.predict(str(tiny_model_dir), "instruct", "sentiment", 0, 20, True, api_name="/sft_mask_preview")
+    assert "0 trained" in cut_note and "cuts the whole answer of 1 of 1 rows" in cut_note
 
     # a small run on a tiny dataset
     rows = load_splits("instruct", ["sentiment"])["train"][:10]
