@@ -10,8 +10,8 @@ split and meta.json (format, source, row counts, created time). Every tab lists 
 `list_datasets()` and opens one with `load_saved(name)`.
 
 Bad input raises DataError with one line that says what and where; the CLI prints it and exits 2.
-The topic modules are re-exported here: labs.data_formats (detect, convert), labs.data_clean
-(validate, fixes, PII, split) and labs.data_mask (which tokens carry loss).
+The topic modules are re-exported here: labs.data_detect (detect, map columns), labs.data_formats
+(convert), labs.data_clean (validate, fixes, PII, split) and labs.data_mask (which tokens carry loss).
 """
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ from labs import paths
 from labs.data_clean import (DEFAULT_NEAR_THRESHOLD, PII_KINDS, Problem, Report, apply_fix,  # noqa: F401
                              label_counts, luhn_ok, near_duplicate_pairs, scrub_rows, scrub_text, split_rows,
                              validate)
-from labs.data_formats import (FORMATS, DataError, Rows, apply_mapping, columns_of, conversation,  # noqa: F401
-                               convert, detect_format, pair, parse_mapping, required_columns, to_kto,
-                               to_preference, to_sft)
+from labs.data_detect import (FORMATS, DataError, apply_mapping, columns_of, detect_format,  # noqa: F401
+                              parse_mapping, required_columns)
+from labs.data_formats import Rows, conversation, convert, pair, to_kto, to_preference, to_sft  # noqa: F401
 from labs.data_mask import (balance_figure, length_figure, length_stats, mask_html, sequence_length,  # noqa: F401
                             slide7_html, slide7_labels, training_ids, training_mask)
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from labs.data_formats import FORMATS, OPTIONAL, _label_bool
+from labs.data_detect import FORMATS, OPTIONAL
+from labs.data_formats import _label_bool
 
 SHINGLE = 5
 N_HASH, BANDS = 64, 16

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import html
 
-from labs.data_formats import DataError
+from labs.data_detect import DataError
 
 
 def _ids(tokenizer, x, **kw) -> list[int]:
