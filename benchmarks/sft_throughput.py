@@ -38,6 +38,8 @@ H100_BF16_PEAK = 989e12  # dense bf16 FLOP/s of an H100 SXM
 # the lab path with one speed option changed, to show why each default was kept
 CANDIDATES = {
     "lab+padded": dict(padding_free=False),
+    "lab+trl_head": dict(answer_head=False),
+    "lab+dropout": dict(lora_dropout=0.05),
     "lab+packing": dict(packing=True, padding_free=False),
     "lab+grad_ckpt": dict(gradient_checkpointing=True),
     "lab+bf16": dict(precision="bf16"),

@@ -172,8 +172,9 @@ def build_trainer(cfg: SFTRunConfig, session, splits: dict | None = None):
     import datasets
     import torch
     from transformers import EarlyStoppingCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
     from labs import models
+    from labs.sft_trainer import AnswerHeadSFTTrainer
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     run_dir = Path(session.dir)
@@ -232,8 +233,10 @@ def build_trainer(cfg: SFTRunConfig, session, splits: dict | None = None):
     callbacks = [session.callback(), *_callbacks(cfg, session, tok, splits["validation"][:N_WATCH], t_start)]
     if cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                         processing_class=tok, callbacks=callbacks)
+    # CUDA: TRL's fused Triton head already scores only trained positions; elsewhere ours does (sft_trainer.py)
+    trainer = AnswerHeadSFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                                   processing_class=tok, callbacks=callbacks,
+                                   answer_head=cfg.answer_head and device.type not in ("cuda", "xpu"))
 
     return trainer, tok, splits, source
 

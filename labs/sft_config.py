@@ -25,7 +25,7 @@ HELP = {
     "method": "lora: train small adapters on a frozen base; full: train every weight; freeze: train only the top N layers.",
     "lora_r": "Adapter rank: capacity of the update. 8-32 is typical; higher = more parameters, rarely better on small data.",
     "lora_alpha": "Scale of the update (alpha/r, or alpha/sqrt(r) with rsLoRA). Commonly 2x the rank.",
-    "lora_dropout": "Dropout on the adapter input; 0.05-0.1 regularizes small datasets.",
+    "lora_dropout": "Dropout on the adapter input. 0 is fastest (~15% per step here); 0.05-0.1 regularizes many epochs on small data.",
     "lora_targets": "Linear layers that get adapters: 'all-linear' or a comma list such as q_proj,v_proj.",
     "use_rslora": "Rank-stabilized scaling alpha/sqrt(r): keeps learning stable when you raise the rank.",
     "use_dora": "Weight-decomposed LoRA (magnitude + direction): sometimes better quality, ~2x slower.",
@@ -41,7 +41,8 @@ HELP = {
     "grad_accum": "Forward passes summed before one optimizer step: effective batch = batch_size x grad_accum x devices.",
     "max_length": "Tokens kept per row (longer rows are truncated from the end).",
     "packing": "Pack several rows into max_length blocks (no padding; sequences kept apart by position ids).",
-    "padding_free": "Group rows of similar length into each batch so little padding is computed.",
+    "padding_free": "Concatenate a batch's rows into one sequence without pad tokens (position ids keep rows apart).",
+    "answer_head": "Off a CUDA GPU: project only trained positions through the LM head (same loss, ~1.2x faster with completion-only loss).",
     "gradient_checkpointing": "Recompute activations in the backward pass: less memory, ~30% slower. Off for small models.",
     "neftune_alpha": "NEFTune: noise added to the embeddings while training (5 is typical); 0 = off.",
     "seed": "Random seed for data order, adapter init and dropout: the same seed repeats the run.",
@@ -72,7 +73,7 @@ class SFTRunConfig:
     method: str = "lora"
     lora_r: int = 16
     lora_alpha: int = 32
-    lora_dropout: float = 0.05
+    lora_dropout: float = 0.0
     lora_targets: str = "all-linear"
     use_rslora: bool = False
     use_dora: bool = False
@@ -89,6 +90,7 @@ class SFTRunConfig:
     max_length: int = 512
     packing: bool = False
     padding_free: bool = True
+    answer_head: bool = True
     gradient_checkpointing: bool = False
     neftune_alpha: float = 0.0
     seed: int = 42

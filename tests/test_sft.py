@@ -170,3 +170,32 @@ def test_dataset_by_saved_name_jsonl_path_and_messages(data_dir, tmp_path):
     assert len(load_splits(str(p), max_train_rows=5)["train"]) == 5
     with pytest.raises(DataError, match="nope"):
         load_splits("nope")
+
+
+@pytest.mark.parametrize("method,padding_free", [("lora", True), ("full", False)])
+def test_answer_head_gives_trls_loss_and_gradients(tiny_model_dir, tiny_jsonl, tmp_path, method, padding_free):
+    """Scoring only the trained positions (labs.sft_trainer) is an optimisation, not a different loss."""
+    import torch
+    from labs.sft import NullSession, build_trainer
+    cfg = _cfg(tiny_model_dir, tiny_jsonl, method=method, padding_free=padding_free)
+    trainer, *_ = build_trainer(cfg, NullSession(tmp_path / "r"))
+    assert trainer.answer_head
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    assert (batch["labels"] == -100).float().mean() > 0.5  # mostly prompt: most positions are skipped
+    model = trainer.model.train()
+    results = []
+    for answer_head in (True, False):
+        trainer.answer_head, trainer._total_train_tokens = answer_head, 0
+        model.zero_grad()
+        loss = trainer.compute_loss(model, dict(batch), num_items_in_batch=None)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad and p.grad is not None}
+        results.append((loss.item(), grads, dict(trainer._metrics["train"])))
+        trainer._metrics["train"].clear()
+    (ours, g_ours, m_ours), (trls, g_trl, m_trl) = results
+    assert ours == pytest.approx(trls, rel=1e-5)
+    assert g_ours.keys() == g_trl.keys() and g_ours
+    for n in g_ours:
+        assert torch.allclose(g_ours[n], g_trl[n], rtol=1e-4, atol=1e-6), n
+    for k in ("entropy", "mean_token_accuracy", "num_tokens"):
+        assert m_ours[k] == pytest.approx(m_trl[k], rel=1e-4), k
