@@ -3,7 +3,7 @@
     python assets/make_instruct.py          # rewrites the three files (seeded: same output every time)
 
 Four tasks with answers a program can check:
-  extraction  a sentence about a person -> {"name": ..., "city": ..., "age": ...}   (exact match)
+  extraction  a sentence about a person -> "name: ...\ncity: ...\nage: ..." (YAML)   (exact match)
   sentiment   a product review -> positive | negative | neutral                    (accuracy, P/R/F1)
   qa          a short context and a question -> a span of the context             (exact match, F1)
   transform   sort words / reformat a date / upper-case a phrase                   (exact match)
@@ -129,21 +129,26 @@ HELD_SENT = [
     "Name: {n}. Home town: {c}. Age: {a}.",
     "We spoke with {n}, a {a} year old nurse living in {c}.",
 ]
+# WHY_YAML: the answer format decides how hard copying is. After a YAML key (`city: Kumasi`) a value is
+# tokenized as in the sentence (" Kum" "asi"); inside JSON quotes (`"Kumasi"`) it becomes other tokens
+# ("K" "um" "asi"), so the model must learn to respell every unseen name. With JSON answers the instruction
+# preset reached ~80% held-out exact match (misspelt names: "Lees" for Leeds, "Pretoria" for Perth);
+# with YAML, 93-95% in the same time. The task is no easier for the base model: 0% either way.
 TRAIN_ASK = [
-    "Extract the person's name, city and age as JSON with the keys name, city, age.\n\n{s}",
-    "Return JSON with keys name, city and age for the person in this text:\n{s}",
-    "Text: {s}\nGive the name, city and age as a JSON object (keys: name, city, age).",
-    "Read the sentence and output a JSON object with name, city, age.\nSentence: {s}",
-    "{s}\n\nExtract name, city and age. Output JSON only.",
-    "Sentence: {s}\n\nJSON with name, city, age:",
-    "Please turn the following into JSON (name, city, age).\n{s}",
-    "{s}\nReturn a JSON object with the keys name, city and age.",
-    "Find the person in the text below and give their name, city and age as JSON.\n\nText: {s}",
+    "Extract the person's name, city and age as YAML with the keys name, city, age.\n\n{s}",
+    "Return YAML with keys name, city and age for the person in this text:\n{s}",
+    "Text: {s}\nGive the name, city and age as a YAML mapping (keys: name, city, age).",
+    "Read the sentence and output a YAML mapping with name, city, age.\nSentence: {s}",
+    "{s}\n\nExtract name, city and age. Output YAML only.",
+    "Sentence: {s}\n\nYAML with name, city, age:",
+    "Please turn the following into YAML (name, city, age).\n{s}",
+    "{s}\nReturn a YAML mapping with the keys name, city and age.",
+    "Find the person in the text below and give their name, city and age as YAML.\n\nText: {s}",
 ]
 HELD_ASK = [
-    "From the passage below, pull out name, city and age into JSON (keys name, city, age).\n\n{s}",
-    "{s}\n\nWhich person is this? Answer only with JSON: name, city, age.",
-    "Convert this sentence into a JSON record with fields name, city, age: {s}",
+    "From the passage below, pull out name, city and age into YAML (keys name, city, age).\n\n{s}",
+    "{s}\n\nWhich person is this? Answer only with YAML: name, city, age.",
+    "Convert this sentence into a YAML record with fields name, city, age: {s}",
 ]
 
 # --------------------------------------------------------------------------- sentiment
@@ -244,7 +249,7 @@ def extraction(rng: random.Random, part: str) -> dict:
     si, ai = rng.randrange(len(sents)), rng.randrange(len(asks))
     s = sents[si].format(n=n, c=c, a=a)
     s = s[0].upper() + s[1:]
-    answer = json.dumps({"name": n, "city": c, "age": a})
+    answer = f"name: {n}\ncity: {c}\nage: {a}"  # YAML, not JSON: see WHY_YAML
     off_s, off_a = (0, 0) if train else (len(TRAIN_SENT), len(TRAIN_ASK))
     return _row("extraction", "s", si + off_s, ai + off_a, asks[ai].format(s=s), answer, [n, c])
 

@@ -47,7 +47,7 @@ def apply_preset(name):
 
 
 def _preset_note(name):
-    return {"instruction": "extract name, city and age as JSON (bundled set, held-out phrasings and names); "
+    return {"instruction": "extract name, city and age as YAML (bundled set, held-out phrasings and names); "
                            "exact match.",
             "transform": "sort words, reformat dates, upper-case phrases; exact match.",
             "sentiment": "review -> positive / negative / neutral; accuracy, precision, recall, F1.",
@@ -274,7 +274,7 @@ def build(ctx):
     gr.Markdown("### After training: base vs fine-tuned")
     with gr.Row():
         prompt = gr.Textbox(label="Prompt", lines=3, scale=4,
-                            value="Extract the person's name, city and age as JSON with the keys name, city, age."
+                            value="Extract the person's name, city and age as YAML with the keys name, city, age."
                                   "\n\nLena Novak is 41 years old and lives in Porto.")
         max_new = gr.Slider(8, 256, value=64, step=8, label="Max new tokens", scale=1)
     compare_btn = gr.Button("Ask both")
