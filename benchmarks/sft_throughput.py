@@ -13,6 +13,7 @@ process's max RSS on CPU, torch.cuda.max_memory_allocated on a GPU.
   seed   slide 1: batch of one row, padded to the longest row of the set, full fine-tuning, AdamW
   trl    TRL's SFTTrainer with its defaults (SFTConfig(use_cpu=True) on CPU) and the lab's LoRA config
   lab    labs.sft.build_trainer with the default SFTRunConfig (what the SFT tab starts)
+  lab+X  (--candidates) the lab path with one speed option changed: shows what each default is worth
 
 The last line is `lab/trl=<x> lab/seed=<y>`.
 """
@@ -189,7 +190,9 @@ def run_lab(a, device, out, overrides: dict) -> dict:
     used = [f"batch {cfg.batch_size}", "padding-free" if cfg.padding_free else
             ("packing" if cfg.packing else "padded"),
             f"gradient checkpointing {'on' if cfg.gradient_checkpointing else 'off'}",
-            session.recorded.get("precision", "")] + (["torch.compile"] if compile_ else [])
+            session.recorded.get("precision", ""), f"LoRA dropout {cfg.lora_dropout:g}",
+            "LM head: answer_head" if trainer.answer_head else "LM head: TRL's"] + \
+        (["torch.compile"] if compile_ else [])
     return {**meter.result(a.warmup), "options": ", ".join(used)}
 
 
