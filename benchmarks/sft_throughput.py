@@ -40,6 +40,7 @@ H100_BF16_PEAK = 989e12  # dense bf16 FLOP/s of an H100 SXM
 CANDIDATES = {
     "lab+padded": dict(padding_free=False),
     "lab+trl_head": dict(answer_head=False),
+    "lab+full_attention": dict(row_attention=False),
     "lab+dropout": dict(lora_dropout=0.05),
     "lab+packing": dict(packing=True, padding_free=False),
     "lab+grad_ckpt": dict(gradient_checkpointing=True),
@@ -190,7 +191,8 @@ def run_lab(a, device, out, overrides: dict) -> dict:
     used = [f"batch {cfg.batch_size}", "padding-free" if cfg.padding_free else
             ("packing" if cfg.packing else "padded"),
             f"gradient checkpointing {'on' if cfg.gradient_checkpointing else 'off'}",
-            session.recorded.get("precision", ""), f"LoRA dropout {cfg.lora_dropout:g}",
+            session.recorded.get("precision", ""), f"attention {session.recorded['speed']['attention']}",
+            f"LoRA dropout {cfg.lora_dropout:g}",
             "LM head: answer_head" if trainer.answer_head else "LM head: TRL's"] + \
         (["torch.compile"] if compile_ else [])
     return {**meter.result(a.warmup), "options": ", ".join(used)}

@@ -223,7 +223,7 @@ GROUPS = [
                 "freeze_top_n"]),
     ("Optimization", ["learning_rate", "lr_scheduler", "warmup", "weight_decay", "num_epochs", "max_steps",
                       "batch_size", "grad_accum", "neftune_alpha", "seed"]),
-    ("Speed", ["padding_free", "answer_head", "packing", "gradient_checkpointing", "precision", "device"]),
+    ("Speed", ["padding_free", "row_attention", "answer_head", "packing", "gradient_checkpointing", "precision", "device"]),
     ("Evaluation and saving", ["eval_steps", "early_stopping_patience", "save_total_limit", "logging_steps",
                                "eval_rows", "eval_base", "time_limit_min", "push_to_hub"]),
 ]

@@ -65,6 +65,9 @@ def load_model(cfg: SFTRunConfig, device, prec: dict):
         model = PeftModel.from_pretrained(model, source.path).merge_and_unload()
     tok = models.load_tokenizer(source=source)
     model.config.use_cache = False
+    if cfg.row_attention and (cfg.padding_free or cfg.packing) and getattr(device, "type", str(device)) != "cuda":
+        from labs.sft_trainer import use_row_attention
+        use_row_attention(model)  # attention within each row of a padding-free batch (sft_trainer.py)
     if cfg.method == "lora":
         from peft import LoraConfig, get_peft_model
         lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
@@ -204,6 +207,7 @@ def build_trainer(cfg: SFTRunConfig, session, splits: dict | None = None):
                    device=str(device), trainable_params=trainable, total_params=total,
                    rows={k: len(v) for k, v in splits.items()}, truncation=cut,
                    effective_batch=cfg.effective_batch(world), speed={"padding_free": cfg.padding_free,
+                   "attention": model.config._attn_implementation,
                    "packing": cfg.packing, "gradient_checkpointing": cfg.gradient_checkpointing})
 
     # ---- Trainer

@@ -42,6 +42,7 @@ HELP = {
     "max_length": "Tokens kept per row (longer rows are truncated from the end).",
     "packing": "Pack several rows into max_length blocks (no padding; sequences kept apart by position ids).",
     "padding_free": "Concatenate a batch's rows into one sequence without pad tokens (position ids keep rows apart).",
+    "row_attention": "Off a CUDA GPU, with padding-free batches: attention within each row only, not over the whole batch under a mask (same results, ~1.2x faster).",
     "answer_head": "Off a CUDA GPU: project only trained positions through the LM head (same loss, ~1.2x faster with completion-only loss).",
     "gradient_checkpointing": "Recompute activations in the backward pass: less memory, ~30% slower. Off for small models.",
     "neftune_alpha": "NEFTune: noise added to the embeddings while training (5 is typical); 0 = off.",
@@ -91,6 +92,7 @@ class SFTRunConfig:
     packing: bool = False
     padding_free: bool = True
     answer_head: bool = True
+    row_attention: bool = True
     gradient_checkpointing: bool = False
     neftune_alpha: float = 0.0
     seed: int = 42

@@ -199,3 +199,35 @@ def test_answer_head_gives_trls_loss_and_gradients(tiny_model_dir, tiny_jsonl, t
         assert torch.allclose(g_ours[n], g_trl[n], rtol=1e-4, atol=1e-6), n
     for k in ("entropy", "mean_token_accuracy", "num_tokens"):
         assert m_ours[k] == pytest.approx(m_trl[k], rel=1e-4), k
+
+
+def test_row_attention_gives_sdpas_loss_and_gradients(tiny_model_dir, tiny_jsonl, tmp_path):
+    """Per-row attention on a padding-free batch (labs.sft_trainer) equals SDPA over the batch under its mask."""
+    import torch
+    from labs.sft import NullSession, build_trainer
+    from labs.sft_trainer import ROW_ATTENTION
+    trainer, tok, *_ = build_trainer(_cfg(tiny_model_dir, tiny_jsonl), NullSession(tmp_path / "r"))
+    base = trainer.model.get_base_model()
+    assert base.config._attn_implementation == ROW_ATTENTION
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    assert len(batch["cu_seq_lens_q"]) == 5  # 4 rows in one sequence
+    model = trainer.model.train()
+    results = []
+    for impl in (ROW_ATTENTION, "sdpa"):
+        base.set_attn_implementation(impl)
+        model.zero_grad()
+        loss = trainer.compute_loss(model, dict(batch))
+        loss.backward()
+        results.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (ours, g_ours), (sdpa, g_sdpa) = results
+    assert ours == pytest.approx(sdpa, rel=1e-5)
+    for n in g_ours:
+        assert torch.allclose(g_ours[n], g_sdpa[n], rtol=1e-4, atol=1e-6), n
+    # generation (no row boundaries) goes through SDPA with its padding mask: same answers either way
+    from labs.sft_metrics import generate_batch
+    prompts = [r["prompt"] for r in load_splits(str(tiny_jsonl))["train"][:3]]
+    model.eval()
+    base.set_attn_implementation(ROW_ATTENTION)
+    ours = generate_batch(model, tok, prompts, max_new_tokens=6)
+    base.set_attn_implementation("sdpa")
+    assert ours == generate_batch(model, tok, prompts, max_new_tokens=6)
