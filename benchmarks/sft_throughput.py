@@ -288,14 +288,14 @@ def main() -> None:
         info = dict(n_params=134.5e6, n_layers=c.num_hidden_layers, hidden=c.hidden_size)
     print(f"\nSFT throughput on {a.device} ({models.resolve(a.model).describe()}), bundled instruct set, "
           f"max length {a.max_length}, {a.steps} steps after {a.warmup} warm-up steps")
-    print(f"{'setup':<14}{'real tok/s':>11}{'peak GB':>9}{'MFU':>8}  options")
+    print(f"{'setup':<20}{'real tok/s':>11}{'peak GB':>9}{'MFU':>8}  options")
     for name, r in results.items():
         mfu = ""
         if info:
             seq = r["tokens"] / max(1, r["steps"]) / (1 if name == "seed" else 8)
             mfu = f"{100 * _mfu(r['tokens_per_s'], info['n_params'], info['n_layers'], info['hidden'], seq, name == 'seed'):.1f}%"
         lt = "<" if r.get("upper_bound") else ""
-        print(f"{name:<14}{lt + format(r['tokens_per_s'], '.1f'):>11}{r['peak_mem_gb']:>9.2f}{mfu:>8}  {r['options']}")
+        print(f"{name:<20}{lt + format(r['tokens_per_s'], '.1f'):>11}{r['peak_mem_gb']:>9.2f}{mfu:>8}  {r['options']}")
     if {"lab", "trl", "seed"} <= set(results):
         lab = results["lab"]["tokens_per_s"]
 
