@@ -196,7 +196,7 @@ def build(ctx) -> None:
             model_info = gr.Markdown()
             with gr.Row():
                 rank = gr.Number(8, label="rank r", precision=0, minimum=1, maximum=4096)
-                dropout = gr.Slider(0, 0.3, value=0.05, step=0.01, label="lora_dropout (adds activations)")
+                dropout = gr.Slider(0, 0.3, value=0.0, step=0.01, label="lora_dropout (adds activations; the SFT default is 0)")
                 alpha = gr.Number(16, label="lora_alpha", minimum=0.001)
                 use_dora = gr.Checkbox(label="DoRA (+ magnitude vector)")
                 use_rslora = gr.Checkbox(label="rsLoRA scaling (alpha/√r)")
