@@ -228,7 +228,7 @@ def build(ctx) -> None:
                         "learning rate and batch — so you see on real runs whether a small rank suffices. "
                         "Runs train one at a time in the run engine's queue (the SFT tab shows each). Each run "
                         "evaluates at half-way and at the end; the base model answers the held-out rows once. "
-                        "On 2 CPU cores a 50-step point at batch 4 takes about 4 minutes.")
+                        "On 2 CPU cores a 50-step point at batch 4 takes about 3 minutes.")
             with gr.Row():
                 sw_name = gr.Textbox(label="sweep name (empty: dated)", scale=2)
                 sw_ranks = gr.CheckboxGroup(RANK_CHOICES, value=[1, 2, 4, 8], label="ranks", scale=3)
