@@ -9,7 +9,7 @@ because its tiles would recompile on XLA devices if their shape changed. A CPU d
 so this trainer asks the model for the trained positions' logits only (transformers' boolean
 `logits_to_keep`) and takes the cross-entropy over those. Same loss, same metrics (entropy, token
 accuracy, tokens seen); on the bundled instruction rows about a quarter of the positions are scored
-and a step is ~1.2x faster (benchmarks/sft_throughput.py --candidates shows the TRL path as
+and a step is 1.4-2x faster on 2 CPU cores (benchmarks/sft_throughput.py --candidates shows the TRL path as
 "lab+trl_head").
 
 2. Attention within each row of a padding-free batch (`use_row_attention`). A padding-free batch is one
