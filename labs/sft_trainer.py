@@ -8,9 +8,9 @@ it projects every position through the 49k-word head - in tiles, and again in th
 because its tiles would recompile on XLA devices if their shape changed. A CPU does not recompile,
 so this trainer asks the model for the trained positions' logits only (transformers' boolean
 `logits_to_keep`) and takes the cross-entropy over those. Same loss, same metrics (entropy, token
-accuracy, tokens seen); on the bundled instruction rows about a quarter of the positions are scored
-and a step is 1.4-2x faster on 2 CPU cores (benchmarks/sft_throughput.py --candidates shows the TRL path as
-"lab+trl_head").
+accuracy, tokens seen); on the bundled instruction rows about a quarter of the positions are
+scored and a step is 1.4-2x faster on 2 CPU cores (benchmarks/sft_throughput.py --candidates shows
+the TRL path as "lab+trl_head").
 
 2. Attention within each row of a padding-free batch (`use_row_attention`). A padding-free batch is one
 long sequence of rows; SDPA then attends over the whole of it under a block-diagonal mask, computing
