@@ -65,9 +65,9 @@ def load_model(cfg: SFTRunConfig, device, prec: dict):
         model = PeftModel.from_pretrained(model, source.path).merge_and_unload()
     tok = models.load_tokenizer(source=source)
     model.config.use_cache = False
-    if cfg.row_attention and (cfg.padding_free or cfg.packing) and getattr(device, "type", str(device)) != "cuda":
-        from labs.sft_trainer import use_row_attention
-        use_row_attention(model)  # attention within each row of a padding-free batch (sft_trainer.py)
+    from labs import sft_trainer
+    if cfg.row_attention and (cfg.padding_free or cfg.packing) and sft_trainer.wanted(device):
+        sft_trainer.use_row_attention(model)  # attention within each row of a padding-free batch (sft_trainer.py)
     if cfg.method == "lora":
         from peft import LoraConfig, get_peft_model
         lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
@@ -177,7 +177,7 @@ def build_trainer(cfg: SFTRunConfig, session, splits: dict | None = None):
     from transformers import EarlyStoppingCallback
     from trl import SFTConfig
     from labs import models
-    from labs.sft_trainer import AnswerHeadSFTTrainer
+    from labs.sft_trainer import AnswerHeadSFTTrainer, wanted
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     run_dir = Path(session.dir)
@@ -240,7 +240,7 @@ def build_trainer(cfg: SFTRunConfig, session, splits: dict | None = None):
     # CUDA: TRL's fused Triton head already scores only trained positions; elsewhere ours does (sft_trainer.py)
     trainer = AnswerHeadSFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                                    processing_class=tok, callbacks=callbacks,
-                                   answer_head=cfg.answer_head and device.type not in ("cuda", "xpu"))
+                                   answer_head=cfg.answer_head and wanted(device))
 
     return trainer, tok, splits, source
 

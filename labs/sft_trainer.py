@@ -25,14 +25,20 @@ import inspect
 
 import torch
 import torch.nn.functional as F
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from trl import SFTTrainer
 
 ROW_ATTENTION = "lab_row_sdpa"
+FUSED_DEVICES = ("cuda", "xpu")  # TRL's Triton head and FlashAttention varlen already do both jobs there
+
+
+def wanted(device) -> bool:
+    """Whether these speed-ups apply on `device` (a torch.device): everywhere but CUDA/XPU."""
+    return device.type not in FUSED_DEVICES
 
 
 def _row_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
     """transformers attention function: causal SDPA per row of a padding-free batch (see the module docstring)."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
     cu = kwargs.get("cu_seq_lens_q")
     if cu is None or query.shape[0] != 1 or query.shape[2] != key.shape[2] or query.shape[2] == 1:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
@@ -84,19 +90,19 @@ class AnswerHeadSFTTrainer(SFTTrainer):
         keep[:, :-1] = targets != -100  # position t predicts token t+1
         kwargs = {k: v for k, v in inputs.items() if k != "labels"}
         logits = model(**kwargs, use_cache=False, logits_to_keep=keep).logits  # (trained positions, vocab)
-        logits = logits.reshape(-1, logits.size(-1)).float()
+        logp = logits.reshape(-1, logits.size(-1)).float().log_softmax(-1)
         gold = targets[targets != -100]
         n = gold.numel() if num_items_in_batch is None else num_items_in_batch
-        loss = F.cross_entropy(logits, gold, reduction="sum") / torch.as_tensor(n).clamp(min=1)
+        loss = F.nll_loss(logp, gold, reduction="sum") / torch.as_tensor(n).clamp(min=1)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * (self.accelerator.num_processes // self.get_tp_size())
 
-        with torch.no_grad():  # the metrics TRL logs, from the same logits
-            logp = logits.log_softmax(-1)
+        with torch.no_grad():  # the metrics TRL logs, from the same log-probabilities
+            logp = logp.detach()
             entropy = -(logp.exp() * logp).sum(-1).sum()
-            correct = (logits.argmax(-1) == gold).sum()
+            correct = (logp.argmax(-1) == gold).sum()
             gather = self.accelerator.gather_for_metrics
-            valid = gather(torch.as_tensor(gold.numel(), device=logits.device)).sum()
+            valid = gather(torch.as_tensor(gold.numel(), device=logp.device)).sum()
             entropy, correct = gather(entropy).sum(), gather(correct).sum()
             self._metrics[mode]["entropy"].append((entropy / valid).item() if valid > 0 else 0.0)
             self._metrics[mode]["mean_token_accuracy"].append((correct / valid).item() if valid > 0 else 0.0)
