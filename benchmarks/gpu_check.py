@@ -65,7 +65,7 @@ def main() -> int:
     spec = a.model
     if a.random_init:
         spec = str(random_model(Path(a.random_init), work / "random-model"))
-    from labs import models, runs
+    from labs import generate, models, runs
 
     dev = models.pick_device()
     dt = models.pick_dtype(dev)
@@ -76,7 +76,7 @@ def main() -> int:
     loaded = models.load(spec)
     p = next(loaded.model.parameters())
     t0 = time.perf_counter()
-    text = models.generate(loaded, "Name three colours.", max_new_tokens=64)
+    text = generate.chat(loaded, "Name three colours.", max_new_tokens=64)
     gen_s = time.perf_counter() - t0
     check("inference load + generate", p.device.type == "cuda" and p.dtype == dt,
           f"{loaded.header()} · load {loaded.load_seconds:.1f}s · 64 new tokens in {gen_s:.2f}s · "

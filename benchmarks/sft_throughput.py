@@ -51,7 +51,7 @@ CANDIDATES = {
 
 
 def _rows(n: int):
-    from labs.sft_data import load_splits
+    from labs.sft.data import load_splits
     return load_splits("instruct")["train"][:n]  # all tasks of the bundled set
 
 
@@ -136,7 +136,7 @@ def run_seed(a, device) -> dict:
 
 def _lora_config():
     from peft import LoraConfig
-    from labs.sft_config import SFTRunConfig
+    from labs.sft.config import SFTRunConfig
     c = SFTRunConfig()
     return LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
                       target_modules=c.target_modules(), bias="none", task_type="CAUSAL_LM")
@@ -167,8 +167,8 @@ def run_trl(a, device, out) -> dict:
 
 def run_lab(a, device, out, overrides: dict) -> dict:
     from labs.sft import NullSession, build_trainer
-    from labs.sft_config import SFTRunConfig
-    from labs.sft_data import load_splits
+    from labs.sft.config import SFTRunConfig
+    from labs.sft.data import load_splits
     overrides = dict(overrides)
     compile_ = overrides.pop("torch_compile", False)
     cfg = SFTRunConfig(model=a.model, data_tasks="", max_length=a.max_length, max_steps=a.warmup + a.steps + 1,

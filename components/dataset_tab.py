@@ -173,38 +173,48 @@ def apply_fix(st, kind, near, max_length, spec):
 
 def _truncate_tokens(tok, fmt, row, max_length):
     """Cut the row's longest text by characters until its training sequence fits max_length tokens."""
-    from labs.data_clean import _truncate_chars
+    from labs.data.clean import truncate_chars
     for ratio in (4, 3, 2, 1):
-        new = _truncate_chars(row, max_length * ratio // 4)
+        new = truncate_chars(row, max_length * ratio // 4)
         out = data.to_sft([new], fmt)
         if not out or data.sequence_length(tok, out[0]) <= max_length:
             return new
     return new
 
 
-def preview(st, index, spec, max_length):
-    """Row `index` (1-based) as chat, its tokens with the loss mask, and what slide 7 would train on."""
+def preview(st, index, spec, max_length, form="auto"):
+    """Row `index` (1-based) as chat, its tokens with the loss mask, and what slide 7 would train on.
+
+    The row is converted with the SFT form chosen under "Convert, split and save", so the preview shows
+    what the SFT trainer trains on that saved row (labs.data.mask.tokenize_row, the trainer's own)."""
     if not st["rows"]:
         return [], "Load data first.", "", ""
     index = max(1, min(int(index or 1), len(st["rows"])))
     row = st["rows"][index - 1]
     try:
-        sft = data.to_sft([row], st["format"])
+        sft = data.to_sft([row], st["format"], form=form or "auto")
         if not sft:
             raise data.DataError(f"row {index} has nothing to train on: {sft.skipped[0][1]}")
         train_row = sft[0]
-        chat = (train_row["prompt"] + train_row["completion"]) if "prompt" in train_row else \
-            [{"role": "user", "content": train_row["text"]}]
+        chat = train_row.get("messages") or ((train_row["prompt"] + train_row["completion"]) if "prompt" in train_row
+                                             else [{"role": "user", "content": train_row["text"]}])
+        if isinstance(chat, str):  # the standard (plain string) form
+            chat = [{"role": "user", "content": train_row["prompt"]},
+                    {"role": "assistant", "content": train_row["completion"]}]
         tok = _tokenizer(spec)
-        mask = data.training_mask(tok, train_row, max_length=int(max_length))
-        head = (f"Row {index} of {len(st['rows'])}, as TRL's SFTTrainer trains on it with <code>{escape(spec or '')}"
-                f"</code>'s chat template "
-                f"(completion-only loss, max length {int(max_length)}):")
-        html = f"<p>{head}</p>" + data.mask_html(mask)
-        if "prompt" in train_row and isinstance(train_row["prompt"], list):
-            prompt = "\n".join(m["content"] for m in train_row["prompt"] if m["role"] != "system")
+        mask, report = data.row_preview(tok, train_row, max_length=int(max_length))
+        trains = ("every assistant turn" if "messages" in train_row else "the answer" if "prompt" in train_row
+                  else "every token")
+        head = (f"Row {index} of {len(st['rows'])}, as the SFT trainer trains on it with <code>{escape(spec or '')}"
+                f"</code>'s chat template: loss on {trains}, max length {int(max_length)}:")
+        warn = "".join(f"<p>⚠️ {escape(report[k])}</p>" for k in ("warning", "note") if report.get(k))
+        html = f"<p>{head}</p>{warn}" + data.mask_html(mask if any(t for *_, t in mask) else [])
+        prompt = data.prompt_of(train_row)
+        if prompt:
+            prompt = prompt if isinstance(prompt, str) else \
+                "\n".join(m["content"] for m in prompt if m["role"] != "system")
             s7 = data.slide7_html(data.slide7_labels(tok, f"Instruction: {prompt}\nOutput: ",
-                                                     train_row["completion"][0]["content"]))
+                                                     data.reference(train_row)))
         else:
             s7 = "<p>Slide 7's comparison applies to rows with a prompt and an answer.</p>"
     except (data.DataError, models.ModelError) as e:
@@ -215,9 +225,9 @@ def preview(st, index, spec, max_length):
     return chat, html, s7, f"Showing row {index}."
 
 
-def after_load(st, spec, max_length):
+def after_load(st, spec, max_length, form="auto"):
     """New rows: show row 1 and clear the report, plots and fixes that described the previous rows."""
-    chat, mask, s7, note = preview(st, 1, spec, max_length)
+    chat, mask, s7, note = preview(st, 1, spec, max_length, form)
     report = "Press **Validate** to check these rows." if st["rows"] else ""
     return 1, chat, mask, s7, note, report, None, None, gr.update(choices=[], value=None)
 
@@ -372,8 +382,9 @@ def build(ctx) -> None:
     with gr.Accordion("Convert, split and save", open=True):
         with gr.Row():
             target = gr.Radio(["sft", "preference", "kto"], value="sft", label="For trainer")
-            form = gr.Radio(["prompt_completion", "messages"], value="prompt_completion",
-                            label="SFT form (prompt/completion trains only the answer)")
+            form = gr.Radio(list(data.SFT_FORMS), value="auto",
+                            label="SFT form: prompt_completion trains the last answer, messages every assistant "
+                                  "turn; auto keeps conversations as messages")
         with gr.Row():
             val_frac = gr.Slider(0, 0.5, value=0.1, step=0.05, label="Validation fraction")
             test_frac = gr.Slider(0, 0.5, value=0.1, step=0.05, label="Test fraction")
@@ -397,7 +408,7 @@ def build(ctx) -> None:
         push_note = gr.Markdown()
 
     loaded = [st, summary, rows_view, table]
-    fresh = dict(fn=after_load, inputs=[st, ctx.model_spec, max_length],
+    fresh = dict(fn=after_load, inputs=[st, ctx.model_spec, max_length, form],
                  outputs=[index, chat, mask, slide7, preview_note, report, balance, lengths, fix_kind])
     upload_btn.click(load_file, [upload, fmt, mapping, st], loaded, api_name="dataset_load_file").then(**fresh)
     upload.upload(load_file, [upload, fmt, mapping, st], loaded).then(**fresh)  # no extra click after a drop
@@ -405,8 +416,10 @@ def build(ctx) -> None:
     path_btn.click(load_path, [path, fmt, mapping, st], loaded, api_name="dataset_load_path").then(**fresh)
     hub_btn.click(load_hub, [hub_id, hub_split, fmt, mapping, st], loaded, api_name="dataset_load_hub").then(**fresh)
     table_btn.click(load_table, [table, fmt, mapping, st], loaded, api_name="dataset_load_table").then(**fresh)
-    preview_btn.click(preview, [st, index, ctx.model_spec, max_length], [chat, mask, slide7, preview_note],
+    preview_btn.click(preview, [st, index, ctx.model_spec, max_length, form], [chat, mask, slide7, preview_note],
                       api_name="dataset_preview")
+    form.change(preview, [st, index, ctx.model_spec, max_length, form], [chat, mask, slide7, preview_note],
+                api_visibility="private")
     inspect_btn.click(inspect, [st, near, max_length, ctx.model_spec], [report, balance, lengths, fix_kind],
                       api_name="dataset_inspect")
     fix_btn.click(apply_fix, [st, fix_kind, near, max_length, ctx.model_spec], [st, summary, rows_view],

@@ -16,7 +16,7 @@ import pandas as pd
 from components.shared import GPU_QUEUE
 from labs import lora
 from labs.lora import LoraError
-from labs.sft_config import PRESETS
+from labs.sft.config import PRESETS
 
 RANK_CHOICES = [1, 2, 4, 8, 16, 32, 64, 128]
 GPU_CHOICES = [8, 12, 16, 24, 40, 48, 80, 141]
@@ -47,7 +47,7 @@ def read_layers(box, header):
 
 
 def calculate(box, header, rank, alpha, targets, use_dora, use_rslora, dtype, batch, seq, gpu_gb, dropout=0.0):
-    from labs import lora_memory, lora_plots
+    from labs.lora import memory as lora_memory, plots as lora_plots
     empty = (None, None, None, None)
     try:
         rank = lora.check_rank(rank)
@@ -73,7 +73,7 @@ def calculate(box, header, rank, alpha, targets, use_dora, use_rslora, dtype, ba
 
 # --------------------------------------------------------------------------- scaling
 def scaling_view(alpha):
-    from labs import lora_plots
+    from labs.lora import plots as lora_plots
     try:
         alpha = float(alpha)
         if alpha <= 0:
@@ -88,7 +88,8 @@ def scaling_view(alpha):
 
 # --------------------------------------------------------------------------- sweeps
 def sweep_start(name, header, ranks, alpha_mode, alpha, targets, steps, lr, eval_rows, use_rslora, batch=4):
-    from labs import lora_sweep, runs
+    from labs import runs
+    from labs.lora import sweep as lora_sweep
     try:
         ranks = sorted(int(r) for r in (ranks or []))
         if len(ranks) < 1:
@@ -108,7 +109,7 @@ def sweep_start(name, header, ranks, alpha_mode, alpha, targets, steps, lr, eval
 
 
 def sweep_status(name):
-    from labs import lora_plots, lora_sweep
+    from labs.lora import plots as lora_plots, sweep as lora_sweep
     if not name:
         return None, None, "No sweep selected."
     try:
@@ -125,7 +126,7 @@ def sweep_status(name):
 
 
 def sweep_stop(name):
-    from labs import lora_sweep
+    from labs.lora import sweep as lora_sweep
     if not name:
         return "No sweep selected."
     try:
@@ -136,7 +137,7 @@ def sweep_stop(name):
 
 
 def sweep_choices():
-    from labs import lora_sweep
+    from labs.lora import sweep as lora_sweep
     return gr.update(choices=lora_sweep.list_sweeps())
 
 
@@ -160,7 +161,7 @@ def _adapter_path(value: str):
 
 
 def spectra(adapter):
-    from labs import lora_plots, lora_spectra
+    from labs.lora import plots as lora_plots, spectra as lora_spectra
     try:
         res = lora_spectra.adapter_spectra(_adapter_path(adapter))
     except LoraError as e:
@@ -172,7 +173,7 @@ def spectra(adapter):
 
 
 def similarity(adapter_a, adapter_b, module):
-    from labs import lora_plots, lora_spectra
+    from labs.lora import plots as lora_plots, spectra as lora_spectra
     try:
         sim = lora_spectra.subspace_similarity(_adapter_path(adapter_a), _adapter_path(adapter_b), module or None)
     except LoraError as e:
@@ -212,7 +213,7 @@ def build(ctx) -> None:
             with gr.Row():
                 count_table = gr.Dataframe(label="trainable parameters per target module", interactive=False)
                 count_plot = gr.Plot(label="per module")
-            mem_table = gr.Dataframe(label="training memory (formula in labs/lora_memory.py; ±30% of measured peaks)",
+            mem_table = gr.Dataframe(label="training memory (formula in labs/lora/memory.py; ±30% of measured peaks)",
                                      interactive=False)
             mem_plot = gr.Plot(label="memory")
 
@@ -251,7 +252,7 @@ def build(ctx) -> None:
                 sw_stop = gr.Button("Stop sweep", variant="stop")
             sw_msg = gr.Markdown()
             with gr.Row():
-                from labs import lora_sweep
+                from labs.lora import sweep as lora_sweep
                 sw_pick = gr.Dropdown(lora_sweep.list_sweeps(), label="sweep", allow_custom_value=True, scale=4)
                 sw_refresh = gr.Button("↻", scale=0, min_width=40)
             sw_status = gr.Markdown()

@@ -3,7 +3,7 @@ learn, then chat with it next to the base model, merge and export it.
 
     python -m components.sft_tab        # this tab alone
 
-The form *is* labs.sft_config.SFTRunConfig: "Copy config as YAML" and "Copy command" show the job
+The form *is* labs.sft.config.SFTRunConfig: "Copy config as YAML" and "Copy command" show the job
 exactly as the run directory keeps it (`python -m labs.sft --config run.yaml` runs it headless).
 Callable by gradio_client: sft_preset, sft_mask_preview, sft_config_yaml, sft_start, sft_load_config,
 sft_details, sft_compare, sft_export (+ the run monitor's sft_run_status/stop/kill/resume).
@@ -18,7 +18,7 @@ import pandas as pd
 
 from components.shared import GPU_QUEUE, dataset_choices, run_choices
 from labs import runs
-from labs.sft_config import HELP, LINEAR_NAMES, PRESETS, TASKS, ConfigError, SFTRunConfig, preset
+from labs.sft.config import HELP, LINEAR_NAMES, PRESETS, TASKS, ConfigError, SFTRunConfig, preset
 
 FIELDS = [f.name for f in fields(SFTRunConfig) if f.name != "model"]  # the model comes from the header
 DATASETS = ["instruct"]
@@ -87,7 +87,8 @@ def start(model, *values):
 
 def mask_preview(model, dataset, data_tasks, index, max_length, completion_only):
     from labs import models
-    from labs.sft_data import DataError, load_splits, row_preview
+    from labs.data.mask import row_preview
+    from labs.sft.data import DataError, load_splits
     try:
         rows = load_splits(dataset, [t.strip() for t in (data_tasks or "").split(",") if t.strip()])["train"]
         tok = models.load_tokenizer(model or None)
@@ -96,11 +97,13 @@ def mask_preview(model, dataset, data_tasks, index, max_length, completion_only)
         return [], f"⚠️ {e}"
     row = rows[int(index or 0) % len(rows)]
     toks, cut = row_preview(tok, row, int(max_length), bool(completion_only))
+    toks = [(t, m) for t, _, m in toks]
     n = sum(m for _, m in toks)
     md = (f"{len(toks)} tokens, **{n} trained** (highlighted), {len(toks) - n} masked · row "
           f"{int(index or 0) % len(rows)} of {len(rows)} training rows")
-    if cut.get("warning"):
-        md += f"\n\n⚠️ {cut['warning']}"
+    for k in ("warning", "note"):
+        if cut.get(k):
+            md += f"\n\n⚠️ {cut[k]}"
     return [(t, "trained" if m else None) for t, m in toks], md
 
 
@@ -162,23 +165,24 @@ def details(run_id, overlay):
 
 def compare(run_id, base_model, prompt, max_new_tokens):
     """The same prompt to the base model and to the fine-tuned run, side by side."""
-    from labs import models
+    from labs import generate, models
     if not run_id:
         raise gr.Error("Pick a finished run first.")
     if not (prompt or "").strip():
         raise gr.Error("Type a prompt.")
+    n = int(max_new_tokens)
     try:
         tuned = models.CACHE.get(str(runs.get(run_id).dir))
-        base_spec = runs.get(run_id).config.get("model") or base_model
-        base = models.CACHE.get(base_spec)
+        if tuned.source.kind == "adapter":  # the base model is the same weights with the adapter switched off
+            return generate.chat(tuned, prompt, n, adapter=False), generate.chat(tuned, prompt, n)
+        base = models.CACHE.get(runs.get(run_id).config.get("model") or base_model)
     except (models.ModelError, runs.RunError) as e:
         raise gr.Error(str(e)) from None
-    n = int(max_new_tokens)
-    return models.generate(base, prompt, n), models.generate(tuned, prompt, n)
+    return generate.chat(base, prompt, n), generate.chat(tuned, prompt, n)
 
 
 def export(run_id, repo_id, token):
-    from labs.sft_export import ExportError, export as do_export, model_card
+    from labs.sft.export import ExportError, export as do_export, model_card
     if not run_id:
         raise gr.Error("Pick a finished run first.")
     try:

@@ -26,6 +26,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -361,45 +362,52 @@ def _reason(e: Exception) -> str:
 class ModelCache:
     """A few loaded models for the app's inference (chat, generation, evaluation), keyed by spec.
 
-    Thread-safe; the least recently used model is dropped when more than `size` are loaded.
+    Thread-safe without holding a lock while a model loads: the first caller of a spec loads it, later
+    callers of the same spec wait for that load (a Future), and callers of other specs are answered at
+    once. The least recently used model is dropped when more than `size` are loaded.
     """
 
     def __init__(self, size: int = 2):
         self.size = size
         self._items: dict[tuple, Loaded] = {}
-        self._lock = threading.Lock()
+        self._loading: dict[tuple, Future] = {}
+        self._lock = threading.Lock()  # guards the two dicts only; never held across a load
 
     def get(self, spec: str | None = None, device: str = "auto", dtype: str = "auto", progress=None) -> Loaded:
-        key = (spec or DEFAULT_MODEL, device, dtype)
+        key = ((spec or DEFAULT_MODEL).strip(), device, dtype)
         with self._lock:
             if key in self._items:
                 self._items[key] = self._items.pop(key)  # most recently used last
                 return self._items[key]
-            loaded = load(spec, device=device, dtype=dtype, progress=progress)
+            pending = self._loading.get(key)
+            if pending is None:
+                pending = self._loading[key] = Future()
+                owner = True
+            else:
+                owner = False
+        if not owner:
+            return pending.result()  # the same model, loaded once; a failed load raises here too
+        try:
+            loaded = load(key[0], device=device, dtype=dtype, progress=progress)
+        except BaseException as e:
+            with self._lock:
+                self._loading.pop(key, None)
+            pending.set_exception(e)
+            raise
+        with self._lock:
+            self._loading.pop(key, None)
             self._items[key] = loaded
             while len(self._items) > self.size:
                 self._items.pop(next(iter(self._items)))
-            return loaded
+        pending.set_result(loaded)
+        return loaded
+
+    def loaded_specs(self) -> list[str]:
+        with self._lock:
+            return [k[0] for k in self._items]
 
 
 CACHE = ModelCache()
-
-
-def generate(loaded: Loaded, messages: list[dict] | str, max_new_tokens: int = 128,
-             temperature: float = 0.0, seed: int | None = None) -> str:
-    """One chat answer. `messages` is a chat list or a user string; greedy when temperature is 0."""
-    import torch
-    if isinstance(messages, str):
-        messages = [{"role": "user", "content": messages}]
-    tok, model = loaded.tokenizer, loaded.model
-    ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-    ids = {k: v.to(model.device) for k, v in ids.items()}
-    if seed is not None:
-        torch.manual_seed(seed)
-    kw = dict(do_sample=True, temperature=temperature, top_p=0.95) if temperature > 0 else dict(do_sample=False)
-    with torch.inference_mode():
-        out = model.generate(**ids, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, **kw)
-    return tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -416,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             loaded = load(a.spec, device=a.device, dtype=a.dtype, progress=lambda m: print("..", m))
             print(loaded.header(), f"loaded in {loaded.load_seconds:.1f}s")
-            print(generate(loaded, "What is the capital of France?", max_new_tokens=20))
+            from labs.generate import chat
+            print(chat(loaded, "What is the capital of France?", max_new_tokens=20))
     except ModelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

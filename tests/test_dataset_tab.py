@@ -26,7 +26,7 @@ def test_upload_inspect_convert_save(client, tmp_path):
     assert "chosen identical to rejected" in report and "| 1 | 7 |" in report
     fixed = c.predict("chosen_equals_rejected", 0.8, 1024, spec, api_name="/dataset_fix")[0]
     assert "7 → 6 rows" in fixed
-    chat, mask, slide7, _ = c.predict(1, spec, 1024, api_name="/dataset_preview")
+    chat, mask, slide7, _ = c.predict(1, spec, 1024, "auto", api_name="/dataset_preview")
     assert chat[-1]["role"] == "assistant" and "tok-train" in mask and "pad = EOS" in slide7
     path, note = c.predict("preference", "prompt_completion", api_name="/dataset_convert")
     assert "wrote **6 rows** for preference" in note and open(path).read().count("\n") == 6

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 from transformers import LlamaConfig
 
-from labs import lora, lora_memory, lora_plots
+from labs import lora
+from labs.lora import memory as lora_memory, plots as lora_plots
 from labs.lora import LoraError
 
 SMALL = dict(vocab_size=8192, hidden_size=256, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from labs import lora_plots, lora_spectra
+from labs.lora import plots as lora_plots, spectra as lora_spectra
 from labs.lora import LoraError
 
 

@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from labs import lora, lora_plots, lora_sweep
+from labs import lora
+from labs.lora import plots as lora_plots, sweep as lora_sweep
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,7 @@ def test_sweep_configs_pair_ranks_and_alphas(data_dir):
     from labs.lora import LoraError
     two_r = lora_sweep.sweep_configs([1, 4], max_steps=50)
     assert [(c["lora_r"], c["lora_alpha"]) for c in two_r] == [(1, 2), (4, 8)]
-    from labs.sft_config import PRESETS
+    from labs.sft.config import PRESETS
     lr = PRESETS["instruction"]["learning_rate"]
     assert {(c["max_steps"], c["seed"], c["learning_rate"], c["batch_size"]) for c in two_r} == {(50, 42, lr, 4)}
     assert [c["eval_base"] for c in two_r] == [True, False] and {c["eval_steps"] for c in two_r} == {25}

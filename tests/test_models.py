@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from labs import models
+from labs import generate, models
 
 
 def test_default_resolves_to_offline_bundle_when_offline(monkeypatch, default_model_dir):
@@ -86,7 +86,7 @@ def test_local_dir_and_adapter_specs(tmp_path, tiny_model_dir):
     loaded = models.load(str(tmp_path / "adapter"), device="cpu")
     from peft import PeftModel
     assert isinstance(loaded.model, PeftModel)
-    text = models.generate(loaded, "hi", max_new_tokens=3)
+    text = generate.chat(loaded, "hi", max_new_tokens=3)
     assert isinstance(text, str)
 
 
@@ -109,4 +109,4 @@ def test_real_default_model_loads_offline_and_answers(monkeypatch):
     loaded = models.load(None, device="cpu")
     assert loaded.source.kind == "offline-bundle"
     assert 130e6 < loaded.n_params < 140e6
-    assert "paris" in models.generate(loaded, "What is the capital of France?", max_new_tokens=16).lower()
+    assert "paris" in generate.chat(loaded, "What is the capital of France?", max_new_tokens=16).lower()

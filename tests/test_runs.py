@@ -12,6 +12,7 @@ import time
 import pytest
 
 from labs import runs
+from labs.runs.directory import proc_alive
 
 
 def tiny_config(model_dir, **kw) -> dict:
@@ -95,7 +96,7 @@ def test_queue_runs_one_job_at_a_time(data_dir, tiny_model_dir):
     pid = first.status()["pid"]
     runs.kill(first.id)
     assert first.status()["state"] == "stopped" and first.status()["note"] == "killed"
-    assert not runs._proc_alive(pid, None)
+    assert not proc_alive(pid, None)
     wait_for(lambda: second.status()["state"] == "running", what="second starts after the first")
     runs.stop(second.id)
     assert runs.wait(second.id)["state"] == "stopped"

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labs.sft_config import SFTRunConfig
-from labs.sft_data import load_splits, mask_preview, to_prompt_completion
+from labs.sft.config import SFTRunConfig
+from labs.data.mask import row_preview, sft_row
+from labs.sft.data import load_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,20 +35,21 @@ def _cfg(model, data, **kw) -> SFTRunConfig:
 
 def test_mask_trains_the_answer_and_its_end_of_turn(default_tokenizer):
     row = load_splits("instruct", ["extraction"])["train"][0]
-    toks = mask_preview(default_tokenizer, row, 512)
+    toks = [(t, m) for t, _, m in row_preview(default_tokenizer, row, 512)[0]]
     trained = "".join(t for t, m in toks if m)
     answer = row["completion"][0]["content"]
     assert trained.startswith(answer) and "<|im_end|>" in trained  # EOS (= pad token) is learned
     assert not any(m for t, m in toks if "user" in t)
-    assert all(m for _, m in mask_preview(default_tokenizer, row, 512, completion_only=False))
-    # truncation: the preview is cut where the trainer cuts
-    assert len(mask_preview(default_tokenizer, row, 20)) == 20
+    assert all(m for *_, m in row_preview(default_tokenizer, row, 512, completion_only=False)[0])
+    # truncation: the preview is cut where the trainer cuts, and says the answer is gone
+    cut, report = row_preview(default_tokenizer, row, 20)
+    assert len(cut) == 20 and not any(m for *_, m in cut) and report["no_trained_token"] == 1
 
 
 def test_truncation_report_warns_when_max_length_cuts_the_answer(default_tokenizer, tiny_model_dir, tiny_jsonl):
-    from labs.sft import NullSession, build_trainer
-    from labs.sft_config import ConfigError
-    from labs.sft_data import tokenize_row, truncation_report
+    from labs.sft.recipe import NullSession, build_trainer
+    from labs.sft.config import ConfigError
+    from labs.data.mask import tokenize_row, truncation_report
     rows = load_splits("instruct", ["extraction"])["train"][:6]
     whole = truncation_report([tokenize_row(default_tokenizer, r, 512) for r in rows], 512)
     assert whole == {"rows": 6, "truncated": 0, "no_trained_token": 0, "max_length": 512}
@@ -58,18 +60,19 @@ def test_truncation_report_warns_when_max_length_cuts_the_answer(default_tokeniz
         build_trainer(_cfg(tiny_model_dir, tiny_jsonl, max_length=24), NullSession(str(tiny_jsonl.parent / "r")))
 
 
-def test_messages_rows_learn_the_last_assistant_turn(default_tokenizer):
+def test_messages_rows_learn_every_assistant_turn(default_tokenizer):
     msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
             {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
-    pc = to_prompt_completion({"messages": msgs})
-    assert pc["prompt"] == msgs[:3] and pc["completion"] == msgs[3:]
-    trained = "".join(t for t, m in mask_preview(default_tokenizer, {"messages": msgs}) if m)
-    assert trained.startswith("4<|im_end|>") and "hello" not in trained
+    assert sft_row({"messages": msgs}) == {"messages": msgs}
+    trained = "".join(t for _, t_id, m in row_preview(default_tokenizer, {"messages": msgs})[0] if m
+                      for t in [default_tokenizer.decode([t_id])])
+    assert trained.startswith("hello<|im_end|>") and "4<|im_end|>" in trained
+    assert "hi" not in trained.replace("hello", "") and "2+2" not in trained
 
 
 def test_three_steps_change_the_trainable_parameters(tiny_model_dir, tiny_jsonl, tmp_path):
     import torch
-    from labs.sft import NullSession, build_trainer
+    from labs.sft.recipe import NullSession, build_trainer
     for method in ("lora", "freeze"):
         cfg = _cfg(tiny_model_dir, tiny_jsonl, method=method, freeze_top_n=1, eval_steps=0, num_epochs=1)
         trainer, *_ = build_trainer(cfg, NullSession(tmp_path / method))
@@ -87,7 +90,7 @@ def test_three_steps_change_the_trainable_parameters(tiny_model_dir, tiny_jsonl,
 
 
 def test_early_stopping_stops_when_validation_loss_stalls(tiny_model_dir, tiny_jsonl, tmp_path):
-    from labs.sft import NullSession, build_trainer
+    from labs.sft.recipe import NullSession, build_trainer
     # 1e-12 cannot move fp32 weights of this size: the eval loss repeats exactly -> no improvement
     cfg = _cfg(tiny_model_dir, tiny_jsonl, method="freeze", freeze_top_n=1, learning_rate=1e-12, max_steps=12,
                eval_steps=1, early_stopping_patience=2, lr_scheduler="constant", warmup=0)
@@ -104,7 +107,7 @@ def _run_dir(cfg: SFTRunConfig):
 
 def test_headless_cli_then_resume(data_dir, tiny_model_dir, tiny_jsonl):
     from labs import runs
-    from labs.sft import main
+    from labs.sft.recipe import main
     run = _run_dir(_cfg(tiny_model_dir, tiny_jsonl, max_steps=2, eval_rows=2))
     env = {**os.environ, "LAB_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1"}
     p = subprocess.run([sys.executable, "-m", "labs.sft", "--config", str(run.dir / "config.yaml")],
@@ -159,7 +162,7 @@ def test_torchrun_two_processes(data_dir, tiny_model_dir, tiny_jsonl):
 def test_dataset_by_saved_name_jsonl_path_and_messages(data_dir, tmp_path):
     import datasets
     from labs import data
-    from labs.sft_data import DataError
+    from labs.sft.data import DataError
     rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
             for i in range(20)]
     data.save_dataset("chats", datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}))
@@ -174,9 +177,9 @@ def test_dataset_by_saved_name_jsonl_path_and_messages(data_dir, tmp_path):
 
 @pytest.mark.parametrize("method,padding_free", [("lora", True), ("full", False)])
 def test_answer_head_gives_trls_loss_and_gradients(tiny_model_dir, tiny_jsonl, tmp_path, method, padding_free):
-    """Scoring only the trained positions (labs.sft_trainer) is an optimisation, not a different loss."""
+    """Scoring only the trained positions (labs.sft.trainer) is an optimisation, not a different loss."""
     import torch
-    from labs.sft import NullSession, build_trainer
+    from labs.sft.recipe import NullSession, build_trainer
     cfg = _cfg(tiny_model_dir, tiny_jsonl, method=method, padding_free=padding_free)
     trainer, *_ = build_trainer(cfg, NullSession(tmp_path / "r"))
     assert trainer.answer_head
@@ -202,10 +205,10 @@ def test_answer_head_gives_trls_loss_and_gradients(tiny_model_dir, tiny_jsonl, t
 
 
 def test_row_attention_gives_sdpas_loss_and_gradients(tiny_model_dir, tiny_jsonl, tmp_path):
-    """Per-row attention on a padding-free batch (labs.sft_trainer) equals SDPA over the batch under its mask."""
+    """Per-row attention on a padding-free batch (labs.sft.trainer) equals SDPA over the batch under its mask."""
     import torch
-    from labs.sft import NullSession, build_trainer
-    from labs.sft_trainer import ROW_ATTENTION
+    from labs.sft.recipe import NullSession, build_trainer
+    from labs.sft.trainer import ROW_ATTENTION
     trainer, tok, *_ = build_trainer(_cfg(tiny_model_dir, tiny_jsonl), NullSession(tmp_path / "r"))
     base = trainer.model.get_base_model()
     assert base.config._attn_implementation == ROW_ATTENTION
@@ -224,10 +227,10 @@ def test_row_attention_gives_sdpas_loss_and_gradients(tiny_model_dir, tiny_jsonl
     for n in g_ours:
         assert torch.allclose(g_ours[n], g_sdpa[n], rtol=1e-4, atol=1e-6), n
     # generation (no row boundaries) goes through SDPA with its padding mask: same answers either way
-    from labs.sft_metrics import generate_batch
+    from labs.generate import greedy
     prompts = [r["prompt"] for r in load_splits(str(tiny_jsonl))["train"][:3]]
     model.eval()
     base.set_attn_implementation(ROW_ATTENTION)
-    ours = generate_batch(model, tok, prompts, max_new_tokens=6)
+    ours = greedy(model, tok, prompts, max_new_tokens=6)
     base.set_attn_implementation("sdpa")
-    assert ours == generate_batch(model, tok, prompts, max_new_tokens=6)
+    assert ours == greedy(model, tok, prompts, max_new_tokens=6)

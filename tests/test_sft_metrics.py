@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from labs.sft_config import HELP, PRESETS, ConfigError, SFTRunConfig, preset
-from labs.sft_metrics import classification_scores, exact_match, exact_match_rate, qa_scores, token_f1
+from labs.sft.config import HELP, PRESETS, ConfigError, SFTRunConfig, preset
+from labs.evaluation.metrics import classification_scores, exact_match, exact_match_rate, qa_scores, token_f1
 
 
 def test_exact_match_normalizes_only_case_and_surrounding_space():

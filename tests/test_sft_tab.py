@@ -16,8 +16,8 @@ def client(data_dir, tiny_model_dir, serve_tab):
 
 def test_sft_tab_end_to_end(client, tiny_model_dir, tmp_path, data_dir):
     from labs import runs
-    from labs.sft_config import SFTRunConfig
-    from labs.sft_data import load_splits
+    from labs.sft.config import SFTRunConfig
+    from labs.sft.data import load_splits
     from components.sft_tab import FIELDS
 
     values = list(client.predict("sentiment", api_name="/sft_preset"))

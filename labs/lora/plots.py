@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from labs.lora import SEED_SETTINGS, LoraCount, scaling, update_magnitude
+from labs.lora.arithmetic import SEED_SETTINGS, LoraCount, scaling, update_magnitude
 
 
 def count_figure(count: LoraCount, title: str = "") -> Figure:

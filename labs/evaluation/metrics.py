@@ -1,7 +1,7 @@
-"""Task metrics for SFT: exact match, classification (accuracy, P/R/F1), QA (EM, token F1), and the
-held-out evaluation by generation.
+"""Task metrics, in one place: exact match, classification (accuracy, P/R/F1), QA (EM, token F1), and the
+held-out evaluation by generation that the SFT trainer runs at the end of a job.
 
-    from labs.sft_metrics import exact_match, classification_scores, qa_scores, evaluate_rows
+    from labs.evaluation.metrics import exact_match, classification_scores, qa_scores, evaluate_rows
     evaluate_rows(model, tokenizer, rows, metric="exact_match")  # -> (metrics dict, predictions list)
 
 Exact match normalizes only case and surrounding whitespace: '{"age": 3}' and '{"age":3}' differ.
@@ -69,37 +69,14 @@ def score(metric: str, preds: list[str], refs: list[str]) -> dict:
     return {"exact_match": exact_match_rate(preds, refs)}
 
 
-def generate_batch(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 48,
-                   batch_size: int = 16) -> list[str]:
-    """Greedy answers for chat prompts, batched with left padding."""
-    import torch
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    was_training = model.training
-    model.eval()
-    out: list[str] = []
-    try:
-        for i in range(0, len(prompts), batch_size):
-            texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
-                     for p in prompts[i:i + batch_size]]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-            with torch.inference_mode():
-                gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                     pad_token_id=tokenizer.pad_token_id, use_cache=True)
-            out += [tokenizer.decode(g[enc["input_ids"].shape[1]:], skip_special_tokens=True).strip() for g in gen]
-    finally:
-        tokenizer.padding_side = side
-        model.train(was_training)
-    return out
-
-
 def evaluate_rows(model, tokenizer, rows: list[dict], metric: str = "exact_match", max_new_tokens: int = 48,
                   batch_size: int = 16) -> tuple[dict, list[dict]]:
     """Answer each prompt/completion row by generation; return (metrics, predictions).
 
     Rows carrying a 'task' column also get per-task exact match (e.g. exact_match/extraction)."""
-    from labs.sft_data import reference
-    preds = generate_batch(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens, batch_size)
+    from labs.data.mask import prompt_of, prompt_text, reference
+    from labs.generate import greedy
+    preds = greedy(model, tokenizer, [prompt_of(r) for r in rows], max_new_tokens, batch_size)
     refs = [reference(r) for r in rows]
     metrics = {k: round(v, 4) for k, v in score(metric, preds, refs).items()}
     by_task: dict[str, list[int]] = {}
@@ -110,7 +87,7 @@ def evaluate_rows(model, tokenizer, rows: list[dict], metric: str = "exact_match
             if t:
                 metrics[f"exact_match/{t}"] = round(exact_match_rate([preds[i] for i in idx],
                                                                      [refs[i] for i in idx]), 4)
-    predictions = [{"prompt": r["prompt"][-1]["content"], "reference": ref, "prediction": p,
+    predictions = [{"prompt": prompt_text(r), "reference": ref, "prediction": p,
                     "correct": exact_match(p, ref), "task": r.get("task", "")}
                    for r, p, ref in zip(rows, preds, refs)]
     metrics["n"] = len(rows)

@@ -3,7 +3,7 @@ rank, its size next to the frozen weight, and how two adapters' subspaces overla
 
     python -m labs.lora spectra lab_data/runs/<id>/adapter
     python -m labs.lora spectra RUN_A --compare RUN_B          # subspace similarity φ(i, j)
-    from labs import lora_spectra
+    from labs.lora import spectra as lora_spectra
     res = lora_spectra.adapter_spectra(adapter_dir)             # per layer: σ, effective rank, ‖ΔW‖/‖W‖
     sim = lora_spectra.subspace_similarity(dir_r8, dir_r64, module="layers.0.self_attn.v_proj")
 
@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labs.lora import LoraError
+from labs.lora.arithmetic import LoraError
 
 ENERGY = 0.90
 

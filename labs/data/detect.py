@@ -1,4 +1,4 @@
-"""Dataset formats, part 1: which shape rows have, and column mappings (conversion: labs.data_formats).
+"""Dataset formats, part 1: which shape rows have, and column mappings (conversion: labs.data.formats).
 
 Formats the lab reads (detected from the column names, overridable with a column mapping):
 
@@ -51,7 +51,7 @@ class DataError(Exception):
 
 
 # --------------------------------------------------------------------------- detection
-def _is_messages(v, role_key="role", content_key="content") -> bool:
+def is_messages(v, role_key="role", content_key="content") -> bool:
     return isinstance(v, list) and bool(v) and all(
         isinstance(m, dict) and role_key in m and content_key in m for m in v)
 
@@ -92,9 +92,9 @@ def detect_format(rows: list[dict]) -> tuple[str, str]:
             return name
         return next((a for a in ALIASES.get(name, ()) if has(a)), None)
 
-    if has("messages") and _is_messages(_first(rows, "messages")):
+    if has("messages") and is_messages(_first(rows, "messages")):
         return "messages", "column 'messages' holds lists of {role, content} messages"
-    if has("conversations") and _is_messages(_first(rows, "conversations"), "from", "value"):
+    if has("conversations") and is_messages(_first(rows, "conversations"), "from", "value"):
         return "sharegpt", "column 'conversations' holds ShareGPT turns {from, value}"
     if {"response_A", "response_B", "preference"} <= cols:
         return "preference_ab", "columns response_A / response_B / preference (\"A\" or \"B\") as in the course's slide 9"

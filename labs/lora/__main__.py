@@ -1,4 +1,4 @@
-"""The LoRA explorer's command line (`python -m labs.lora ...`; commands in labs/lora.py's docstring).
+"""The LoRA explorer's command line (`python -m labs.lora ...`; commands in labs/lora/arithmetic.py's docstring).
 
 Bad input exits with code 2 and one line on stderr."""
 from __future__ import annotations
@@ -7,8 +7,8 @@ import json
 import sys
 from dataclasses import asdict
 
-from labs import lora
-from labs.lora import LoraError, adapter_file_bytes, count_trainable, model_shapes
+from labs.lora import arithmetic as lora
+from labs.lora.arithmetic import LoraError, adapter_file_bytes, count_trainable, model_shapes
 
 
 def _table(rows: list[dict]) -> str:
@@ -76,12 +76,12 @@ def main(argv: list[str] | None = None) -> int:
                     print(c.summary())
                     print(f"adapter file ≈ {lora.fmt_bytes(adapter_file_bytes(shapes, c))} (fp32 safetensors)")
             else:
-                from labs import lora_memory
+                from labs.lora import memory as lora_memory
                 est = lora_memory.estimate(shapes, c, dtype=a.dtype, batch_size=a.batch, seq_len=a.seq, gpu_gb=a.gpu_gb)
                 rows = lora_memory.table_rows(est)
                 print(json.dumps(rows, indent=1) if a.json else _table(rows))
         elif a.action == "spectra":
-            from labs import lora_spectra
+            from labs.lora import spectra as lora_spectra
             res = lora_spectra.adapter_spectra(a.adapter)
             rows = lora_spectra.spectra_rows(res)
             print(json.dumps([asdict(x) for x in res.layers], indent=1) if a.json else _table(rows))
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                 sim = lora_spectra.subspace_similarity(a.adapter, a.compare)
                 print(sim.summary())
         elif a.action == "sweep":
-            from labs import lora_sweep
+            from labs.lora import sweep as lora_sweep
             ranks = [int(x) for x in a.ranks.split(",") if x.strip()]
             alphas = [float(x) for x in a.alphas.split(",")] if a.alphas else None
             sw = lora_sweep.start_sweep(a.name, ranks=ranks, alphas=alphas, model=a.model, targets=a.targets,
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 lora_sweep.wait_sweep(sw["name"])
                 print(_table(lora_sweep.sweep_rows(sw["name"])))
         elif a.action == "sweep-status":
-            from labs import lora_plots, lora_sweep
+            from labs.lora import plots as lora_plots, sweep as lora_sweep
             print(_table(lora_sweep.sweep_rows(a.name)))
             if a.plot:
                 lora_plots.sweep_figure(lora_sweep.sweep_results(a.name), title=f"sweep {a.name}").savefig(a.plot)
@@ -113,3 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,8 +4,8 @@
         session.record(model_source=..., data_hash=...)
         trainer = SFTTrainer(..., callbacks=[session.callback()])
 
-Kept apart from labs.runs (the app side: create, start, stop, kill, resume, list); labs.runs re-exports
-recipe_session and RecipeSession.
+The app side (create, start, stop, kill, resume, list) is labs.runs.control and labs.runs.directory;
+`from labs import runs` gives recipe_session too.
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from labs.runs import (OOM_ADVICE, ROOT, Run, RunError, _slug, _write_json, create, queue_position,
-                       runs_dir)
+from labs.runs.control import create
+from labs.runs.directory import OOM_ADVICE, ROOT, Run, RunError, queue_position, runs_dir, slug, write_json
 
 
 def versions() -> dict:
@@ -74,10 +74,10 @@ class RecipeSession:
         rec.update(fields)
         rec.setdefault("versions", versions())
         rec["world_size"] = int(os.environ.get("WORLD_SIZE", "1"))
-        _write_json(self.dir / "record.json", rec)
+        write_json(self.dir / "record.json", rec)
 
     def callback(self):
-        from labs.run_callback import ProgressCallback
+        from labs.runs.callback import ProgressCallback
         return ProgressCallback(self)
 
 
@@ -111,11 +111,11 @@ def _locate_run(config_path: Path, recipe: str) -> Run:
     group = os.environ.get("TORCHELASTIC_RUN_ID")
     if group and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Under torchrun every rank arrives here: they share one run directory named by the launch.
-        d = runs_dir() / f"{_slug(config_path.stem)}-{_slug(group)}"
+        d = runs_dir() / f"{slug(config_path.stem)}-{slug(group)}"
         if _rank() == 0 and not (d / "status.json").exists():
             d.mkdir(parents=True, exist_ok=True)
             (d / "config.yaml").write_text(yaml.safe_dump(dict(cfg), sort_keys=False))
-            _write_json(d / "status.json", {"state": "queued", "recipe": recipe, "name": config_path.stem,
+            write_json(d / "status.json", {"state": "queued", "recipe": recipe, "name": config_path.stem,
                                             "created_at": time.time(), "queued_at": time.time()})
         deadline = time.monotonic() + 60
         while not (d / "status.json").exists() and time.monotonic() < deadline:
@@ -136,7 +136,7 @@ def recipe_session(config_path: str | os.PathLike, resume: bool | None = None, r
     latest checkpoint. Under torchrun only rank 0 writes status and metrics.
     """
     run = _locate_run(Path(config_path), recipe)
-    st = run._raw_status()
+    st = run.raw_status()
     resume = st.get("resume", False) if resume is None else resume
     ckpt = run.latest_checkpoint() if resume else None
     if resume and ckpt is None:

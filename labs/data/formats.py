@@ -1,4 +1,4 @@
-"""Dataset formats, part 2: rows of any detected format (labs.data_detect) converted to each trainer's input.
+"""Dataset formats, part 2: rows of any detected format (labs.data.detect) converted to each trainer's input.
 
 What each trainer gets (TRL 1.16 dataset types, conversational by default):
 
@@ -16,7 +16,7 @@ import json
 import re
 from collections import defaultdict
 
-from labs.data_detect import (FALSE_LABELS, TRUE_LABELS, DataError, _is_messages, apply_mapping, detect_format,
+from labs.data.detect import (FALSE_LABELS, TRUE_LABELS, DataError, is_messages, apply_mapping, detect_format,
                               required_columns)
 
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
@@ -46,7 +46,7 @@ def _msgs(v, what: str, default_role: str) -> list[dict]:
         if not v.strip():
             raise ValueError(f"{what} is empty")
         return [{"role": default_role, "content": v}]
-    if _is_messages(v):
+    if is_messages(v):
         out = []
         for m in v:
             if not isinstance(m["content"], str):
@@ -59,7 +59,7 @@ def _msgs(v, what: str, default_role: str) -> list[dict]:
 
 
 def sharegpt_to_messages(turns) -> list[dict]:
-    if not _is_messages(turns, "from", "value"):
+    if not is_messages(turns, "from", "value"):
         raise ValueError("conversations should be a list of {from, value} turns")
     out = []
     for t in turns:
@@ -105,7 +105,7 @@ def qa_prompt(context: str, question: str) -> str:
             f"Context: {context}\n\nQuestion: {question}")
 
 
-def _label_bool(v) -> bool:
+def label_bool(v) -> bool:
     if isinstance(v, bool):
         return v
     s = str(v).strip().lower()
@@ -207,16 +207,24 @@ def _labels_of(rows):
 
 
 # --------------------------------------------------------------------------- converters
+SFT_FORMS = ("auto", "prompt_completion", "messages")
+CONVERSATIONS = ("messages", "sharegpt")  # sources that are whole conversations
+
+
 def to_sft(rows: list[dict], fmt: str | None = None, mapping=None, *, form: str = "prompt_completion",
            conversational: bool = True, system: str | None = None, all_turns: bool = False) -> Rows:
-    """Rows -> SFTTrainer input. form: "prompt_completion" (default; trains on the answer only) or "messages".
+    """Rows -> SFTTrainer input. form: "prompt_completion" (default; trains on the answer only), "messages"
+    (the conversation; the lab trains every assistant turn, see labs.data.mask) or "auto" (messages for
+    conversations — messages and ShareGPT sources —, prompt_completion for the rest).
 
     A prompt/completion row trains only the last assistant turn; all_turns=True makes one row per
     assistant turn of a multi-turn conversation, so every assistant turn is trained once.
     Preference rows give their chosen answer; KTO rows only their good (label true) answers."""
-    if form not in ("prompt_completion", "messages"):
-        raise DataError(f"SFT form {form!r} is not one of prompt_completion, messages")
+    if form not in SFT_FORMS:
+        raise DataError(f"SFT form {form!r} is not one of {', '.join(SFT_FORMS)}")
     fmt = fmt or detect_format(rows)[0]
+    if form == "auto":
+        form = "messages" if fmt in CONVERSATIONS else "prompt_completion"
     rows = apply_mapping(rows, fmt, mapping)
     labels = _labels_of(rows) if fmt == "classification" else None
     out, skipped = [], []
@@ -228,7 +236,7 @@ def to_sft(rows: list[dict], fmt: str | None = None, mapping=None, *, form: str 
                     raise ValueError("text is empty")
                 out.append({"text": text})
                 continue
-            if fmt == "unpaired_preference" and not _label_bool(row.get("label")):
+            if fmt == "unpaired_preference" and not label_bool(row.get("label")):
                 skipped.append((i, "label is false (a bad answer is not trained on in SFT)"))
                 continue
             msgs = conversation(row, fmt, labels)
@@ -260,7 +268,7 @@ def to_preference(rows: list[dict], fmt: str | None = None, mapping=None, *, con
         for i, row in enumerate(rows, 1):
             try:
                 msgs = conversation(row, fmt)
-                by_prompt[json.dumps(msgs[:-1])][_label_bool(row.get("label"))].append((i, msgs))
+                by_prompt[json.dumps(msgs[:-1])][label_bool(row.get("label"))].append((i, msgs))
             except ValueError as e:
                 skipped.append((i, str(e)))
         for groups in by_prompt.values():
@@ -292,7 +300,7 @@ def to_kto(rows: list[dict], fmt: str | None = None, mapping=None, *, conversati
         for i, row in enumerate(rows, 1):
             try:
                 msgs = conversation(row, fmt)
-                out.append({"prompt": msgs[:-1], "completion": msgs[-1:], "label": _label_bool(row.get("label"))})
+                out.append({"prompt": msgs[:-1], "completion": msgs[-1:], "label": label_bool(row.get("label"))})
             except ValueError as e:
                 skipped.append((i, str(e)))
     else:

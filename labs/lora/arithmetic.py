@@ -14,14 +14,13 @@ config (tests/test_lora_count.py checks Llama, GPT-2 with its fused Conv1D `c_at
     python -m labs.lora sweep --ranks 1,2,4,8 --steps 50            # real short SFT runs, one per rank
     python -m labs.lora sweep-status NAME --plot sweep.png          # its table (re-attaches any time)
 
-Memory estimates live in labs/lora_memory.py, learned-update spectra in labs/lora_spectra.py,
-rank sweeps in labs/lora_sweep.py, figures in labs/lora_plots.py.
+Memory estimates live in labs/lora/memory.py, learned-update spectra in labs/lora/spectra.py,
+rank sweeps in labs/lora/sweep.py, figures in labs/lora/plots.py.
 """
 from __future__ import annotations
 
 import json
 import math
-import sys
 from dataclasses import dataclass, field
 
 ALL_LINEAR = "all-linear"
@@ -356,15 +355,3 @@ def fmt_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TB"
-
-
-
-# --------------------------------------------------------------------------- CLI
-def main(argv: list[str] | None = None) -> int:
-    """python -m labs.lora count|memory|spectra|sweep|sweep-status ... (see labs/lora_cli.py)."""
-    from labs.lora_cli import main as cli_main
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,44 +1,25 @@
-"""Datasets: read, detect, map columns, validate, clean, convert, preview the loss mask, split, save.
-
-    python -m labs.data inspect assets/formats/preference.jsonl
-    python -m labs.data convert assets/preference/preference.jsonl --to preference --out /tmp/dpo.jsonl
-    python -m labs.data convert reviews.csv --to sft --map "text=review,label=stars" --out /tmp/sft.jsonl
-    python -m labs.data list
-
-Saved datasets live in <data-dir>/datasets/<name>/: `hf/` (datasets.save_to_disk), one JSONL per
-split and meta.json (format, source, row counts, created time). Every tab lists them with
-`list_datasets()` and opens one with `load_saved(name)`.
-
-Bad input raises DataError with one line that says what and where; the CLI prints it and exits 2.
-The topic modules are re-exported here: labs.data_detect (detect, map columns), labs.data_formats
-(convert), labs.data_clean (validate, fixes, PII, split) and labs.data_mask (which tokens carry loss).
+"""Reading data files (JSONL, JSON, CSV, TSV, Parquet, a saved `datasets` folder, the Hub) and the
+saved datasets of <data-dir>/datasets/<name>/: `hf/` (datasets.save_to_disk), one JSONL per split and
+meta.json (format, source, row counts, created time). Every tab lists them with `list_datasets()` and
+opens one with `load_saved(name)`. Bad input raises DataError with one line that says what and where.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import os
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 
 from labs import paths
-from labs.data_clean import (DEFAULT_NEAR_THRESHOLD, PII_KINDS, Problem, Report, apply_fix,  # noqa: F401
-                             label_counts, luhn_ok, near_duplicate_pairs, scrub_rows, scrub_text, split_rows,
-                             validate)
-from labs.data_detect import (FORMATS, DataError, apply_mapping, columns_of, detect_format,  # noqa: F401
-                              parse_mapping, required_columns)
-from labs.data_formats import Rows, conversation, convert, pair, to_kto, to_preference, to_sft  # noqa: F401
-from labs.data_mask import (balance_figure, length_figure, length_stats, mask_html, sequence_length,  # noqa: F401
-                            slide7_html, slide7_labels, training_ids, training_mask)
+from labs.data.detect import DataError, apply_mapping, columns_of, detect_format, parse_mapping
 
 EXTENSIONS = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 DEFAULT_MAX_MB = float(os.environ.get("LAB_MAX_UPLOAD_MB", "200"))
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # columns that hold structure; in CSV/TSV they arrive as JSON text and are parsed back
 STRUCTURED = {"messages", "conversations", "answers", "prompt", "chosen", "rejected", "completion"}
@@ -344,71 +325,3 @@ def samples() -> dict[str, Path]:
     return out
 
 
-# --------------------------------------------------------------------------- CLI
-def _inspect(args) -> int:
-    data = read_file(args.file, fmt=args.format, mapping=args.map)
-    report = validate(data, data.format, near_threshold=args.near)
-    print(f"file:     {data.source}")
-    print(f"format:   {data.format} ({data.reason})")
-    print(f"columns:  {', '.join(data.columns)}")
-    print(f"rows:     {len(data)}")
-    counts = label_counts(data, data.format)
-    if counts:
-        print(f"labels:   {', '.join(f'{k}: {v}' for k, v in counts.most_common())}")
-    if report.ok():
-        print("problems: none")
-    for p in report.problems:
-        rows = ", ".join(map(str, p.rows[:10])) + (" ..." if p.count > 10 else "")
-        print(f"problem:  {p.title}{' (' + p.detail + ')' if p.detail else ''}: {p.count} rows [{rows}]"
-              f"{' fix: ' + p.fix if p.fix else ''}")
-    return 0
-
-
-def _convert(args) -> int:
-    data = read_file(args.file, fmt=args.format, mapping=args.map)
-    kw = {"form": args.form} if args.to == "sft" else {}
-    out = convert(data, args.to, data.format, conversational=not args.standard, **kw)
-    if not out:
-        raise DataError(f"no rows could be converted to {args.to}"
-                        + (f"; first problem: row {out.skipped[0][0]}: {out.skipped[0][1]}" if out.skipped else ""))
-    n = write_jsonl(out, args.out)
-    print(f"detected format: {data.format} ({data.reason})")
-    print(f"wrote {n} rows to {args.out}" + (f"; skipped {len(out.skipped)}" if out.skipped else ""))
-    for i, why in out.skipped[:10]:
-        print(f"  skipped row {i}: {why}")
-    return 0
-
-
-def _list(args) -> int:
-    for name in list_datasets():
-        m = dataset_meta(name)
-        print(f"{name}\t{m.get('format')}\t{m.get('rows')}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m labs.data", description=__doc__.split("\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    for cmd in ("inspect", "convert"):
-        s = sub.add_parser(cmd)
-        s.add_argument("file")
-        s.add_argument("--format", choices=list(FORMATS), help="skip detection and read the file as this format")
-        s.add_argument("--map", help='column mapping, e.g. "instruction=question,output=answer"')
-        if cmd == "inspect":
-            s.add_argument("--near", type=float, default=DEFAULT_NEAR_THRESHOLD, help="near-duplicate Jaccard threshold")
-        else:
-            s.add_argument("--to", required=True, choices=["sft", "preference", "kto"])
-            s.add_argument("--out", required=True)
-            s.add_argument("--form", default="prompt_completion", choices=["prompt_completion", "messages"])
-            s.add_argument("--standard", action="store_true", help="plain strings instead of message lists")
-    sub.add_parser("list")
-    args = ap.parse_args(argv)
-    try:
-        return {"inspect": _inspect, "convert": _convert, "list": _list}[args.cmd](args)
-    except (DataError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

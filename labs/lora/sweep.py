@@ -5,7 +5,7 @@ behind other jobs, trains in its own process and survives a page reload. A sweep
 <data-dir>/sweeps/<name>.json lists its run ids, so the tab (or this module) re-attaches later.
 
     python -m labs.lora sweep --ranks 1,2,4,8 --steps 50 --wait          # default model, bundled task
-    from labs import lora_sweep
+    from labs.lora import sweep as lora_sweep
     sw = lora_sweep.start_sweep("ranks", ranks=[1, 2, 4, 8], max_steps=50)
     lora_sweep.wait_sweep("ranks"); lora_sweep.sweep_rows("ranks")     # eval loss, metric, time, params
 
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from labs import paths
-from labs.lora import LoraError
+from labs.lora.arithmetic import LoraError
 
 TASK_METRICS = ("exact_match", "accuracy", "f1")  # the first one a run reports is plotted
 MIN_STEPS = 1          # the UI asks for >= 50; tests use a few
@@ -45,7 +45,7 @@ def sweep_configs(ranks: list[int], alphas: list[float] | None = None, *, model:
                   preset_name: str = "instruction", **overrides) -> list[dict]:
     """One SFT config per (rank, alpha) point. `alphas` empty: alpha = 2·rank for each rank;
     one alpha: that alpha for every rank; as many alphas as ranks: paired; otherwise every pair."""
-    from labs.sft_config import ConfigError, preset
+    from labs.sft.config import ConfigError, preset
     ranks = [int(r) for r in ranks]
     if not ranks:
         raise LoraError("ranks: give at least one rank (e.g. 1,2,4,8)")

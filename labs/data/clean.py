@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from labs.data_detect import FORMATS, OPTIONAL
-from labs.data_formats import _label_bool
+from labs.data.detect import FORMATS, OPTIONAL
+from labs.data.formats import label_bool
 
 SHINGLE = 5
 N_HASH, BANDS = 64, 16
@@ -143,7 +143,7 @@ def validate(rows: list[dict], fmt: str, *, lengths: list[int] | None = None, ma
             elif f == "label":
                 if fmt == "unpaired_preference":
                     try:
-                        _label_bool(v)
+                        label_bool(v)
                     except ValueError:
                         wrong[f].append(i)
                 elif isinstance(v, (list, dict)):
@@ -224,7 +224,7 @@ def _label_key(row, fmt):
         return None
     if fmt == "unpaired_preference":
         try:
-            return str(_label_bool(v)).lower()
+            return str(label_bool(v)).lower()
         except ValueError:
             return str(v)
     return str(v)
@@ -252,7 +252,7 @@ def apply_fix(rows: list[dict], problem: Problem, *, seed: int = 0, truncate_fn=
         return [r for i, r in enumerate(rows, 1) if i not in bad]
     if problem.fix == "truncate":
         n = problem.extra.get("max_length", 1024)
-        fn = truncate_fn or _truncate_chars
+        fn = truncate_fn or truncate_chars
         return [fn(r, n) if i in bad else r for i, r in enumerate(rows, 1)]
     if problem.fix == "balance":
         counts = problem.extra["counts"]
@@ -269,7 +269,7 @@ def apply_fix(rows: list[dict], problem: Problem, *, seed: int = 0, truncate_fn=
     raise ValueError(f"no automatic fix for {problem.kind}")
 
 
-def _truncate_chars(row: dict, max_tokens: int) -> dict:
+def truncate_chars(row: dict, max_tokens: int) -> dict:
     row = json.loads(json.dumps(row))
     budget = max_tokens * 4
     # the longest string in the row (the answer or the passage, usually) is the one that is cut

@@ -1,6 +1,6 @@
 """After SFT: merge the adapter into the base, save safetensors with a model card, push to the Hub.
 
-    python -m labs.sft_export RUN_DIR [--out DIR] [--push user/name]     # HF_TOKEN from the environment
+    python -m labs.sft.export RUN_DIR [--out DIR] [--push user/name]     # HF_TOKEN from the environment
 
 The model card records the data (name, rows, hash), the full config, the metrics, known limitations,
 and the licenses of the base model and the dataset. The Hub token is read from the environment
@@ -116,7 +116,7 @@ def export(run_dir, out: str | Path | None = None, push_to_hub: str = "", token:
 
 def main(argv=None) -> int:
     import argparse
-    ap = argparse.ArgumentParser(prog="python -m labs.sft_export", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m labs.sft.export", description=__doc__.split("\n")[0])
     ap.add_argument("run_dir")
     ap.add_argument("--out")
     ap.add_argument("--push", default="", help="Hub repo id (token from HF_TOKEN)")

@@ -5,8 +5,8 @@
     torchrun --nproc_per_node 2 -m labs.sft --config run.yaml   # data parallel (gloo on CPU, NCCL on GPUs)
     accelerate launch --num_processes 8 -m labs.sft --config run.yaml   # several GPUs (FSDP/DeepSpeed via accelerate config)
 
-The config (labs/sft_config.py) is checked before anything loads. Rows are tokenized here, once, by
-the same function the mask preview shows (labs.sft_data.tokenize_row): the prompt is masked unless
+The config (labs/sft/config.py) is checked before anything loads. Rows are tokenized here, once, by
+the same function both mask previews show (labs.data.mask.tokenize_row): the prompt is masked unless
 completion_only is off, and the answer's end-of-turn token is always trained (SmolLM2's pad token
 equals its EOS, so a collator that masked pads would hide it). Output in the run directory:
 checkpoints/ (best kept), adapter/ (LoRA) or model/ (full, freeze), eval_metrics.json and
@@ -22,8 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-from labs.sft_config import ConfigError, SFTRunConfig, preset
-from labs.sft_data import DataError, data_hash, load_splits, reference, tokenize_row, truncation_report
+from labs.sft.config import ConfigError, SFTRunConfig, preset
+from labs.data.mask import prompt_of, prompt_text, reference, tokenize_row, truncation_report
+from labs.sft.data import DataError, data_hash, load_splits
 
 N_WATCH = 3  # validation prompts answered at every evaluation, so the user sees the model change
 
@@ -65,7 +66,7 @@ def load_model(cfg: SFTRunConfig, device, prec: dict):
         model = PeftModel.from_pretrained(model, source.path).merge_and_unload()
     tok = models.load_tokenizer(source=source)
     model.config.use_cache = False
-    from labs import sft_trainer
+    from labs.sft import trainer as sft_trainer
     if cfg.row_attention and (cfg.padding_free or cfg.packing) and sft_trainer.wanted(device):
         sft_trainer.use_row_attention(model)  # attention within each row of a padding-free batch (sft_trainer.py)
     if cfg.method == "lora":
@@ -131,10 +132,10 @@ def _callbacks(cfg, session, tok, watch_rows, t_start):
         def on_evaluate(self, args, state, control, model=None, **kw):
             if not session.is_main or model is None or not watch_rows:
                 return
-            from labs.sft_metrics import generate_batch
-            answers = generate_batch(model, tok, [r["prompt"] for r in watch_rows], max_new_tokens=48)
+            from labs.generate import greedy
+            answers = greedy(model, tok, [prompt_of(r) for r in watch_rows], max_new_tokens=48)
             session.log({"step": state.global_step, "eval_generations": [
-                {"prompt": r["prompt"][-1]["content"], "reference": reference(r), "answer": a}
+                {"prompt": prompt_text(r), "reference": reference(r), "answer": a}
                 for r, a in zip(watch_rows, answers)]})
 
     class TimeLimit(TrainerCallback):
@@ -177,7 +178,7 @@ def build_trainer(cfg: SFTRunConfig, session, splits: dict | None = None):
     from transformers import EarlyStoppingCallback
     from trl import SFTConfig
     from labs import models
-    from labs.sft_trainer import AnswerHeadSFTTrainer, wanted
+    from labs.sft.trainer import AnswerHeadSFTTrainer, wanted
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     run_dir = Path(session.dir)
@@ -234,7 +235,8 @@ def build_trainer(cfg: SFTRunConfig, session, splits: dict | None = None):
         ddp_find_unused_parameters=False if world > 1 else None,
     )
     t_start = session.t_start = [time.perf_counter()]
-    callbacks = [session.callback(), *_callbacks(cfg, session, tok, splits["validation"][:N_WATCH], t_start)]
+    watch = [r for r in splits["validation"] if "text" not in r][:N_WATCH]  # text rows have no prompt to answer
+    callbacks = [session.callback(), *_callbacks(cfg, session, tok, watch, t_start)]
     if cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     # CUDA: TRL's fused Triton head already scores only trained positions; elsewhere ours does (sft_trainer.py)
@@ -271,9 +273,9 @@ def train(cfg: SFTRunConfig, session) -> dict:
         summary["saved_to"] = str(out)
 
     # ---- Held-out evaluation by generation (test split, else validation), before vs after for LoRA
-    held = splits.get("test") or splits["validation"]
+    held = [r for r in (splits.get("test") or splits["validation"]) if "text" not in r]
     if session.is_main and cfg.eval_rows and held:
-        from labs.sft_metrics import evaluate_rows
+        from labs.evaluation.metrics import evaluate_rows
         rows = held[:cfg.eval_rows]
         m = trainer.model
         metrics, preds = evaluate_rows(m, tok, rows, cfg.metric())
@@ -289,7 +291,7 @@ def train(cfg: SFTRunConfig, session) -> dict:
     session.log({**summary, "final": True})
 
     if session.is_main and cfg.push_to_hub:
-        from labs.sft_export import export
+        from labs.sft.export import export
         export(run_dir, push_to_hub=cfg.push_to_hub)
     return summary
 
@@ -297,7 +299,7 @@ def train(cfg: SFTRunConfig, session) -> dict:
 def main(argv: list[str] | None = None) -> int:
     import argparse
     ap = argparse.ArgumentParser(prog="python -m labs.sft", description="Supervised fine-tuning (LoRA, full, freeze).")
-    ap.add_argument("--config", help="run.yaml (keys: see labs/sft_config.py)")
+    ap.add_argument("--config", help="run.yaml (keys: see labs/sft/config.py)")
     ap.add_argument("--preset", help="write this task preset's config to --out and exit "
                     "(instruction, sentiment, qa, custom)")
     ap.add_argument("--out", default="run.yaml")
@@ -320,11 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, yaml.YAMLError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from labs import models, runs
+    from labs import models
+    from labs.runs.directory import RunError
+    from labs.runs.session import recipe_session
     try:
-        with runs.recipe_session(path, resume=a.resume or None) as session:
+        with recipe_session(path, resume=a.resume or None) as session:
             summary = train(cfg, session)
-    except (ConfigError, DataError, models.ModelError, runs.RunError) as e:
+    except (ConfigError, DataError, models.ModelError, RunError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:

@@ -1,6 +1,6 @@
 """The SFT run's config: one dataclass that validates itself, is the UI form, and is saved as YAML.
 
-    from labs.sft_config import SFTRunConfig, preset
+    from labs.sft.config import SFTRunConfig, preset
     cfg = preset("instruction")            # the form filled for a task
     cfg = SFTRunConfig(**yaml_dict)        # raises ConfigError naming the field on a bad value
     print(cfg.to_yaml()); print(cfg.command("run.yaml"))

@@ -40,7 +40,7 @@ import os
 import subprocess
 import sys
 
-from labs.lora import LoraCount, LoraError, ModelShapes, matched_modules
+from labs.lora.arithmetic import LoraCount, LoraError, ModelShapes, matched_modules
 
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 NF4_BYTES = 4.127 / 8
@@ -214,12 +214,12 @@ def measure_peak_cuda(config: dict, method: str, batch: int, seq: int, rank: int
 def gpu_check() -> int:
     """Estimate vs measured peak GPU memory on SmolLM2-135M's and a Llama-1B-sized architecture.
 
-        python -m labs.lora_memory          # on a machine with a CUDA GPU; prints a table
+        python -m labs.lora.memory          # on a machine with a CUDA GPU; prints a table
     """
     import torch
     from transformers import LlamaConfig
 
-    from labs import lora
+    from labs.lora import arithmetic as lora
     print(f"{torch.cuda.get_device_name()} · torch {torch.__version__}")
     print(f"{'model':12} {'method':17} {'batch×seq':>10} {'estimate':>10} {'measured':>10} {'ratio':>6}")
     worst = 0.0

@@ -1,0 +1,156 @@
+"""Starting and stopping jobs: create a run directory, launch its job detached, stop, kill, resume, delete.
+
+    from labs import runs
+    run = runs.submit("sft", cfg.to_dict(), name="my run")   # queued behind any job that trains
+    runs.stop(run.id); runs.resume(run.id); runs.wait(run.id)
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import yaml
+
+from labs import paths
+from labs.runs.directory import (ACTIVE, MIN_FREE_GB, ROOT, Run, RunError, get, proc_alive, runs_dir, slug,
+                                 write_json)
+
+
+def create(recipe: str, config: dict, name: str | None = None) -> Run:
+    """A new run directory holding `config` (status queued, not started)."""
+    import importlib.util
+    if not re.fullmatch(r"[a-z_]+", recipe or "") or importlib.util.find_spec(f"labs.{recipe}") is None:
+        raise RunError(f"unknown recipe '{recipe}'")
+    rid = f"{time.strftime('%Y%m%d-%H%M%S')}-{slug(name or recipe)}-{uuid.uuid4().hex[:4]}"
+    d = runs_dir() / rid
+    d.mkdir(parents=True)
+    # The recipe is recorded in status.json, so config.yaml stays exactly the recipe's own config.
+    (d / "config.yaml").write_text(yaml.safe_dump(dict(config), sort_keys=False))
+    write_json(d / "status.json", {"state": "queued", "recipe": recipe, "name": name or recipe,
+                                    "created_at": time.time(), "queued_at": time.time()})
+    return Run(d)
+
+
+def command(run: Run, python: str | None = None) -> list[str]:
+    return [python or sys.executable, "-m", f"labs.{run.recipe}", "--config", str(run.dir / "config.yaml")]
+
+
+def _check_disk(where: Path) -> None:
+    free_gb = shutil.disk_usage(where).free / 2**30
+    if free_gb < MIN_FREE_GB:
+        raise RunError(f"only {free_gb:.1f} GB free on the disk of {where}; a run needs at least "
+                       f"{MIN_FREE_GB:g} GB for checkpoints. Delete old runs or free some space.")
+
+
+def start(run: Run | str, resume: bool = False) -> Run:
+    """Launch the run's job detached; it waits in the queue until no other job trains."""
+    run = get(run) if isinstance(run, str) else run
+    _check_disk(run.dir)
+    st = run.status()
+    if st.get("state") in ACTIVE:
+        raise RunError(f"run {run.id} is already {st['state']}")
+    with contextlib.suppress(FileNotFoundError):
+        (run.dir / "STOP").unlink()
+    run.set_status(state="queued", queued_at=time.time(), resume=resume, error=None, pid=None)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "LAB_DATA_DIR": str(paths.data_dir()),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    log = open(run.dir / "train.log", "ab")
+    log.write(f"\n=== {'resume' if resume else 'start'} {time.strftime('%Y-%m-%d %H:%M:%S')}: "
+              f"{' '.join(command(run))}\n".encode())
+    log.flush()
+    proc = subprocess.Popen(
+        command(run), cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,  # detached: survives the app; its process group is killed as one
+        preexec_fn=lambda: os.nice(10),  # lower priority keeps the UI responsive on a small machine
+    )
+    log.close()
+    import psutil
+    try:
+        started = psutil.Process(proc.pid).create_time()
+    except psutil.Error:
+        started = None
+    run.set_status(pid=proc.pid, pid_started=started)
+    threading.Thread(target=proc.wait, daemon=True).start()  # reap it so it never lingers as a zombie
+    return run
+
+
+def submit(recipe: str, config: dict, name: str | None = None) -> Run:
+    """Create a run and start it (it queues behind any job already training)."""
+    _check_disk(runs_dir())
+    return start(create(recipe, config, name))
+
+
+def stop(run_id: str) -> dict:
+    """Graceful stop: the job finishes its current step, saves a checkpoint and exits (Resume continues)."""
+    run = get(run_id)
+    st = run.status()
+    if st["state"] == "queued":
+        _kill_tree(st.get("pid"), st.get("pid_started"))
+        return run.set_status(state="stopped", error=None, note="cancelled while queued")
+    if st["state"] not in ("running", "stopping"):
+        raise RunError(f"run {run.id} is {st['state']}, not running")
+    (run.dir / "STOP").write_text(str(time.time()))
+    return run.set_status(state="stopping")
+
+
+def kill(run_id: str) -> dict:
+    """Hard kill: the whole process tree, now; memory is freed. Progress since the last checkpoint is lost."""
+    run = get(run_id)
+    st = run.raw_status()
+    _kill_tree(st.get("pid"), st.get("pid_started"))
+    return run.set_status(state="stopped", note="killed", pid=None)
+
+
+def _kill_tree(pid, started) -> None:
+    if not proc_alive(pid, started):
+        return
+    import psutil
+    try:
+        parent = psutil.Process(pid)
+        procs = parent.children(recursive=True) + [parent]
+    except psutil.Error:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(os.getpgid(pid), signal.SIGKILL)  # the job runs in its own session/process group
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(procs, timeout=10)
+
+
+def resume(run_id: str) -> Run:
+    """Start a stopped, failed or interrupted run again from its latest checkpoint."""
+    run = get(run_id)
+    if run.latest_checkpoint() is None:
+        raise RunError(f"run {run.id} has no checkpoint to resume from; start it again instead")
+    return start(run, resume=True)
+
+
+def delete(run_id: str) -> None:
+    run = get(run_id)
+    if run.status().get("state") in ACTIVE:
+        raise RunError(f"run {run.id} is still active; stop or kill it first")
+    shutil.rmtree(run.dir)
+
+
+def wait(run_id: str, timeout_s: float = 600, poll_s: float = 0.5) -> dict:
+    """Block until the run reaches a final state (for scripts and tests)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        st = get(run_id).status()
+        if st["state"] not in ACTIVE:
+            return st
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} still {st['state']} after {timeout_s:.0f}s")
+        time.sleep(poll_s)
+
+

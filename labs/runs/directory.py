@@ -1,0 +1,200 @@
+"""Training runs: one directory per job, run in its own detached process, followed through files.
+
+    <data-dir>/runs/<run-id>/
+        config.yaml      the recipe's config (what reproduces the job; no secrets)
+        status.json      queued | running | stopping | stopped | finished | failed | interrupted, + error
+        metrics.jsonl    one JSON object per log: step, epoch, loss, eval_loss, learning_rate, grad_norm,
+                         tokens_per_s, elapsed_s, eta_s, plus method-specific keys
+        record.json      library versions, model source and revision, data hash, device, world size
+        train.log        the job's stdout and stderr
+        checkpoints/     Trainer checkpoints (the last few)
+        adapter/ | model/  the final LoRA adapter, or the full fine-tuned model
+
+A job is the same command a user types: `python -m labs.<recipe> --config <run-dir>/config.yaml`.
+It is started detached (its own session, lower OS priority), so it outlives the app; a restarted app
+finds it again from status.json (pid + process start time). One job trains at a time: the others
+wait in a queue, in order of submission, on a lock file that the OS releases if a job dies.
+
+    python -m labs.runs list
+    python -m labs.runs stop|kill|resume|delete RUN_ID
+
+This module reads a run directory (labs.runs.control starts and stops jobs; labs.runs.session is the
+job's side); `from labs import runs` gives all three.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import yaml
+
+from labs import paths
+
+STATES = ("queued", "running", "stopping", "stopped", "finished", "failed", "interrupted")
+ACTIVE = ("queued", "running", "stopping")
+MIN_FREE_GB = float(os.environ.get("LAB_MIN_FREE_GB", "2"))  # refuse to start below this much free disk
+ROOT = Path(__file__).resolve().parents[2]
+OOM_ADVICE = ("Out of memory. Try, in this order: a smaller batch size (keep the effective batch with "
+              "gradient accumulation), a shorter max length, gradient checkpointing, LoRA instead of full "
+              "fine-tuning, or a smaller model.")
+
+
+class RunError(Exception):
+    """A run operation was refused; the message says why."""
+
+
+def runs_dir() -> Path:
+    return paths.subdir("runs")
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(tmp, path)  # atomic: a reader never sees half a file
+
+
+def proc_alive(pid: int | None, started: float | None) -> bool:
+    """True when `pid` is running and is the same process (start time matches), not a zombie."""
+    if not pid:
+        return False
+    import psutil
+    try:
+        p = psutil.Process(pid)
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started is None or abs(p.create_time() - started) < 1.0
+    except psutil.Error:
+        return False
+
+
+class Run:
+    def __init__(self, run_dir: Path):
+        self.dir = Path(run_dir)
+        self.id = self.dir.name
+
+    def __repr__(self):
+        return f"Run({self.id})"
+
+    # --- files
+    @property
+    def config(self) -> dict:
+        try:
+            return yaml.safe_load((self.dir / "config.yaml").read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            return {}
+
+    @property
+    def recipe(self) -> str:
+        return self.raw_status().get("recipe") or "sft"
+
+    def raw_status(self) -> dict:
+        try:
+            return json.loads((self.dir / "status.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def status(self) -> dict:
+        """status.json, with the truth about the process: an active run whose process is gone is
+        reported as interrupted (Resume offered); an unreadable directory as corrupt."""
+        p = self.dir / "status.json"
+        try:
+            st = json.loads(p.read_text())
+        except FileNotFoundError:
+            return {"state": "corrupt", "error": f"{self.id}: status.json is missing (a half-written run)"}
+        except (OSError, ValueError) as e:
+            return {"state": "corrupt", "error": f"{self.id}: status.json is unreadable ({e})"}
+        if not (self.dir / "config.yaml").exists():
+            return {**st, "state": "corrupt", "error": f"{self.id}: config.yaml is missing"}
+        if st.get("state") in ACTIVE and not proc_alive(st.get("pid"), st.get("pid_started")):
+            refused = self._refusal()
+            if refused:  # the CLI refused its config before training began and said why
+                st = {**st, "state": "failed", "error": refused, "log_tail": self.log_tail(10)}
+            else:
+                st = {**st, "state": "interrupted",
+                      "error": "the job's process ended without a final status (app or machine restarted, or killed)"}
+        if st.get("state") == "queued":
+            st["queue_position"] = queue_position(self)
+        return st
+
+    def metrics(self) -> list[dict]:
+        rows = []
+        try:
+            with open(self.dir / "metrics.jsonl") as fh:
+                for line in fh:
+                    try:
+                        rows.append(json.loads(line))
+                    except ValueError:
+                        continue  # a line cut by a kill mid-write
+        except OSError:
+            pass
+        return rows
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            with open(self.dir / "train.log", "rb") as fh:
+                fh.seek(0, 2)
+                fh.seek(max(0, fh.tell() - 64_000))
+                lines = fh.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return ""
+        lines = [ln.rsplit("\r", 1)[-1] for ln in lines]  # keep the last state of progress bars
+        return "\n".join(lines[-n:])
+
+    def _refusal(self) -> str | None:
+        """The one-line `error: …` a recipe CLI prints when it refuses its config (exit code 2)."""
+        tail = self.log_tail(40).split("\n=== ")[-1].splitlines()
+        return next((ln[len("error: "):] for ln in reversed(tail) if ln.startswith("error: ")), None)
+
+    def latest_checkpoint(self) -> Path | None:
+        ckpts = [c for c in (self.dir / "checkpoints").glob("checkpoint-*") if c.name.split("-")[-1].isdigit()]
+        ckpts = [c for c in ckpts if (c / "trainer_state.json").exists()]  # complete checkpoints only
+        return max(ckpts, key=lambda c: int(c.name.split("-")[-1]), default=None)
+
+    def record(self) -> dict:
+        try:
+            return json.loads((self.dir / "record.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def set_status(self, **fields) -> dict:
+        st = self.raw_status()
+        st.update(fields, updated_at=time.time())
+        write_json(self.dir / "status.json", st)
+        return st
+
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9]+", "-", text).strip("-").lower()[:40] or "run"
+
+
+
+def get(run_id: str) -> Run:
+    run_id = str(run_id).strip()
+    d = runs_dir() / run_id
+    if not run_id or "/" in run_id or not d.is_dir():
+        raise RunError(f"no run '{run_id}' in {runs_dir()}")
+    return Run(d)
+
+
+
+def list_runs() -> list[Run]:
+    return sorted((Run(d) for d in runs_dir().iterdir() if d.is_dir() and not d.name.startswith(".")),
+                  key=lambda r: r.id, reverse=True)
+
+
+
+def queue_position(run: Run) -> int | None:
+    """1 = next to train. Only queued runs whose process is alive count."""
+    waiting = []
+    for r in list_runs():
+        st = r.raw_status()
+        if st.get("state") == "queued" and proc_alive(st.get("pid"), st.get("pid_started")):
+            waiting.append((st.get("queued_at", 0), r.id))
+    ids = [rid for _, rid in sorted(waiting)]
+    return ids.index(run.id) + 1 if run.id in ids else None
+
+
