@@ -12,6 +12,7 @@ import time
 import pytest
 
 from labs import runs
+from labs.runs import control
 from labs.runs.directory import proc_alive
 
 
@@ -119,7 +120,7 @@ def test_corrupt_and_refused(data_dir, monkeypatch):
         runs.create("rm -rf", {})
     with pytest.raises(runs.RunError, match="no run 'missing'"):
         runs.stop("missing")
-    monkeypatch.setattr(runs, "MIN_FREE_GB", 1e9)
+    monkeypatch.setattr(control, "MIN_FREE_GB", 1e9)
     with pytest.raises(runs.RunError, match="GB free"):
         runs.submit("sft", {})
     assert runs.main(["stop"]) == 2

@@ -167,7 +167,8 @@ def test_dataset_by_saved_name_jsonl_path_and_messages(data_dir, tmp_path):
             for i in range(20)]
     data.save_dataset("chats", datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}))
     sp = load_splits("chats")
-    assert len(sp["train"]) + len(sp["validation"]) == 20 and sp["train"][0]["completion"][0]["role"] == "assistant"
+    assert len(sp["train"]) + len(sp["validation"]) == 20
+    assert sp["train"][0]["messages"][-1]["role"] == "assistant"  # conversations stay whole (every turn trained)
     p = tmp_path / "rows.jsonl"
     p.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert len(load_splits(str(p), max_train_rows=5)["train"]) == 5

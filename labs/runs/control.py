@@ -21,8 +21,10 @@ from pathlib import Path
 import yaml
 
 from labs import paths
-from labs.runs.directory import (ACTIVE, MIN_FREE_GB, ROOT, Run, RunError, get, proc_alive, runs_dir, slug,
+from labs.runs.directory import (ACTIVE, ROOT, Run, RunError, get, proc_alive, runs_dir, slug,
                                  write_json)
+
+MIN_FREE_GB = float(os.environ.get("LAB_MIN_FREE_GB", "2"))  # refuse to start below this much free disk
 
 
 def create(recipe: str, config: dict, name: str | None = None) -> Run:

@@ -35,7 +35,6 @@ from labs import paths
 
 STATES = ("queued", "running", "stopping", "stopped", "finished", "failed", "interrupted")
 ACTIVE = ("queued", "running", "stopping")
-MIN_FREE_GB = float(os.environ.get("LAB_MIN_FREE_GB", "2"))  # refuse to start below this much free disk
 ROOT = Path(__file__).resolve().parents[2]
 OOM_ADVICE = ("Out of memory. Try, in this order: a smaller batch size (keep the effective batch with "
               "gradient accumulation), a shorter max length, gradient checkpointing, LoRA instead of full "
