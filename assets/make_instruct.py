@@ -14,8 +14,13 @@ Rows are conversational prompt/completion (TRL's format), plus three fields the 
 
 Honest held-out splits: every pool below is cut in two — training rows draw from the first part,
 validation and test rows from the second — for the instruction phrasings, the sentence templates
-and the entities (names, cities, products, places, words). tests/test_sft_data.py asserts that no
-held-out template id is used in training and no held-out entity appears in any training row.
+and the entities (names, cities, products, places, words). The extraction task's test split has a
+third part of its own (TEST_* pools: sentence shapes, instruction phrasings, names and cities used
+in neither training nor validation) and its own seed (TEST_SEED). It was written after the presets'
+settings were fixed, which were chosen by looking at validation rows and at the earlier test rows; so
+no setting was chosen on these test rows (benchmarks/presets.py scores them). tests/test_sft_data.py
+asserts that no held-out template id is used in training, no held-out entity appears in any training
+row, and the extraction test split shares no template or entity with validation either.
 """
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ import random
 from pathlib import Path
 
 SEED = 1234
+TEST_SEED = 20261202  # the extraction test rows' own generator (the fresh split, see the docstring)
+FRESH_TEST = {"extraction"}  # tasks whose test split draws from TEST_* pools, not from the held-out ones
 OUT = Path(__file__).resolve().parent / "instruct"
 SIZES = {  # rows per task: train, validation, test
     "extraction": (360, 20, 60),
@@ -82,6 +89,15 @@ TRAIN_CITY = ["Lisbon", "Turin", "Prague", "Porto", "Pune", "Bergen", "Valencia"
               "Sevastopol", "Tangier", "Tartu", "Tbilisi", "Toledo", "Tucson", "Turku", "Vilnius", "Winnipeg"]
 HELD_CITY = ["Dublin", "Ghent", "Tallinn", "Accra", "Leeds", "Nagoya", "Quito", "Riga", "Malmo", "Bilbao",
              "Graz", "Kumasi", "Hanoi", "Lille", "Perth", "Split", "Oslo", "Cork"]
+# Test-only pools of the extraction task (the fresh test split): none appears in training or validation.
+TEST_FIRST = ["Aurelio", "Brigitte", "Cosima", "Dorian", "Esther", "Fabian", "Gloria", "Henrike", "Ismael",
+              "Jolanda", "Konrad", "Ludmila", "Marius", "Nkechi", "Oriana", "Pieter", "Rosalind", "Soren",
+              "Thandiwe", "Ulrike"]
+TEST_LAST = ["Abernathy", "Bellini", "Chaudhry", "Domingo", "Engstrom", "Fairweather", "Grimaldi", "Holloway",
+             "Ishikawa", "Jablonski", "Kovalenko", "Lindgren", "Mwangi", "Nordin", "Okonkwo", "Pellegrini",
+             "Quiroga", "Rasmussen", "Szabo", "Tremblay"]
+TEST_CITY = ["Aberdeen", "Bergamo", "Cordoba", "Debrecen", "Erfurt", "Freiburg", "Galway", "Halifax", "Iquitos",
+             "Kaunas", "Limerick", "Mannheim", "Nicosia", "Plovdiv", "Rouen", "Sapporo", "Tromso", "Valparaiso"]
 # Sentence shapes vary on purpose (name first or last, city first, labelled records, first person):
 # the model has to learn what a name, a city and an age are, not where they sit.
 TRAIN_SENT = [  # {n} name, {c} city, {a} age
@@ -129,11 +145,22 @@ HELD_SENT = [
     "Name: {n}. Home town: {c}. Age: {a}.",
     "We spoke with {n}, a {a} year old nurse living in {c}.",
 ]
+TEST_SENT = [
+    "Records show that {n} settled in {c} and is {a} now.",
+    "Among the volunteers in {c} was {n}, aged {a}.",
+    "Visitor log - {c} - {n} - age {a}",
+    "Having grown up in {c}, {n} (now {a}) studies law.",
+    "A letter arrived from {c}: {n}, who is {a}, asks about the timetable.",
+    "The {a}-year-old {n} has lived in {c} for a decade.",
+    "Spotted in {c} yesterday: {n}, {a}, repairing a bicycle.",
+    "Passenger {n}, age {a}, boarded the night train to {c}.",
+]
 # WHY_YAML: the answer format decides how hard copying is. After a YAML key (`city: Kumasi`) a value is
 # tokenized as in the sentence (" Kum" "asi"); inside JSON quotes (`"Kumasi"`) it becomes other tokens
 # ("K" "um" "asi"), so the model must learn to respell every unseen name. With JSON answers the instruction
-# preset reached ~80% held-out exact match (misspelt names: "Lees" for Leeds, "Pretoria" for Perth);
-# with YAML, 93-95% in the same time. The task is no easier for the base model: 0% either way.
+# preset's held-out misses were mostly misspelt names ("Lees" for Leeds, "Pretoria" for Perth), and YAML
+# answers removed most of them; the base model gets none right either way. (Single runs on the earlier
+# test rows, no script kept: a lesson, not a measurement; benchmarks/presets.py measures the preset.)
 TRAIN_ASK = [
     "Extract the person's name, city and age as YAML with the keys name, city, age.\n\n{s}",
     "Return YAML with keys name, city and age for the person in this text:\n{s}",
@@ -149,6 +176,12 @@ HELD_ASK = [
     "From the passage below, pull out name, city and age into YAML (keys name, city, age).\n\n{s}",
     "{s}\n\nWhich person is this? Answer only with YAML: name, city, age.",
     "Convert this sentence into a YAML record with fields name, city, age: {s}",
+]
+TEST_ASK = [
+    "Give me a YAML block with the name, city and age of the person mentioned here:\n{s}",
+    "{s}\n\nFill in name, city and age for the person above, formatted as YAML.",
+    "Input: {s}\nOutput the person's details in YAML using exactly the keys name, city and age.",
+    "Who is described here? Write their name, city and age as YAML.\n\n\"{s}\"",
 ]
 
 # --------------------------------------------------------------------------- sentiment
@@ -240,17 +273,24 @@ def _row(task, kind, si, ai, prompt, answer, entities):
             "task": task, "template": f"{task}/{kind}{si}/i{ai}", "entities": entities}
 
 
+EXTRACTION_POOLS = {  # part -> first names, last names, cities, sentence shapes, instruction phrasings
+    "train": (TRAIN_FIRST, TRAIN_LAST, TRAIN_CITY, TRAIN_SENT, TRAIN_ASK),
+    "held-out": (HELD_FIRST, HELD_LAST, HELD_CITY, HELD_SENT, HELD_ASK),
+    "test": (TEST_FIRST, TEST_LAST, TEST_CITY, TEST_SENT, TEST_ASK),
+}
+
+
 def extraction(rng: random.Random, part: str) -> dict:
-    train = part == "train"
-    first, last = (TRAIN_FIRST, TRAIN_LAST) if train else (HELD_FIRST, HELD_LAST)
-    city = TRAIN_CITY if train else HELD_CITY
-    sents, asks = (TRAIN_SENT, TRAIN_ASK) if train else (HELD_SENT, HELD_ASK)
+    first, last, city, sents, asks = EXTRACTION_POOLS[part]
     n, c, a = f"{rng.choice(first)} {rng.choice(last)}", rng.choice(city), rng.randint(19, 78)
     si, ai = rng.randrange(len(sents)), rng.randrange(len(asks))
     s = sents[si].format(n=n, c=c, a=a)
     s = s[0].upper() + s[1:]
     answer = f"name: {n}\ncity: {c}\nage: {a}"  # YAML, not JSON: see WHY_YAML
-    off_s, off_a = (0, 0) if train else (len(TRAIN_SENT), len(TRAIN_ASK))
+    # template ids number the shapes and phrasings across the parts: train, then held-out, then test
+    parts = list(EXTRACTION_POOLS)[:list(EXTRACTION_POOLS).index(part)]
+    off_s = sum(len(EXTRACTION_POOLS[p][3]) for p in parts)
+    off_a = sum(len(EXTRACTION_POOLS[p][4]) for p in parts)
     return _row("extraction", "s", si + off_s, ai + off_a, asks[ai].format(s=s), answer, [n, c])
 
 
@@ -307,8 +347,10 @@ def build(seed: int = SEED) -> dict[str, list[dict]]:
         # one generator for the training rows and one for the held-out rows: adding training templates or
         # entities leaves the validation and test rows exactly as they were
         rngs = {part: random.Random(f"{seed}/{task}/{part}") for part in ORDER}
+        if task in FRESH_TEST:  # its own pools and seed: the validation rows stay exactly as they were
+            rngs["test"] = random.Random(f"{TEST_SEED}/{task}/test")
         for split, n in (("train", n_tr), ("validation", n_va), ("test", n_te)):
-            part = "train" if split == "train" else "held-out"
+            part = "train" if split == "train" else "test" if split == "test" and task in FRESH_TEST else "held-out"
             rng = rngs[part]
             while len([r for r in splits[split] if r["task"] == task]) < n:
                 row = MAKERS[task](rng, part)

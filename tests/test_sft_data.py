@@ -22,13 +22,17 @@ def _text(row):
     return "\n".join(m["content"] for m in row["prompt"] + row["completion"])
 
 
-def test_files_match_the_seeded_generator(tmp_path):
+def _generator():
     sys.path.insert(0, str(ROOT / "assets"))
     try:
         import make_instruct
     finally:
         sys.path.pop(0)
-    built = make_instruct.build()
+    return make_instruct
+
+
+def test_files_match_the_seeded_generator(tmp_path):
+    built = _generator().build()
     for split in ("train", "validation", "test"):
         assert built[split] == _rows(split), f"{split}.jsonl is stale: run python assets/make_instruct.py"
 
@@ -56,6 +60,33 @@ def test_held_out_uses_no_training_phrasing_or_entity():
     # and the two held-out splits share no prompt
     val = {r["prompt"][0]["content"] for r in _rows("validation")}
     assert not val & {r["prompt"][0]["content"] for r in _rows("test")}
+
+
+def test_extraction_test_split_is_fresh():
+    """The extraction test rows come from their own pools: no sentence shape, instruction phrasing, name or
+    city of theirs is in training or validation, and every test-only shape and phrasing is used."""
+    gen = _generator()
+    test = [r for r in _rows("test") if r["task"] == "extraction"]
+    seen_text = "\n".join(_text(r) for s in ("train", "validation") for r in _rows(s))
+    seen_templates = {r["template"] for s in ("train", "validation") for r in _rows(s) if r["task"] == "extraction"}
+    for r in test:
+        assert r["template"] not in seen_templates, r["template"]
+        name, city = r["entities"]
+        for e in (name, city, *name.split()):
+            assert not re.search(rf"\b{re.escape(e)}\b", seen_text), e
+    prompts = [r["prompt"][0]["content"] for r in test]
+    for shape in gen.TEST_SENT:  # each shape: its fixed words (before the first or after the last field)
+        words = [w for w in re.split(r"\{[nca]\}", shape) if len(w.strip(" .,:;-()")) > 3]
+        assert any(all(w.strip() in p for w in words) for p in prompts), shape
+    for ask in gen.TEST_ASK:
+        fixed = max(ask.split("{s}"), key=len).strip()
+        assert sum(fixed in p for p in prompts) >= 5, ask
+        assert not any(fixed in m for m in gen.TRAIN_ASK + gen.HELD_ASK), ask
+    for held, test_pool in ((gen.TRAIN_FIRST + gen.HELD_FIRST, gen.TEST_FIRST),
+                            (gen.TRAIN_LAST + gen.HELD_LAST, gen.TEST_LAST),
+                            (gen.TRAIN_CITY + gen.HELD_CITY, gen.TEST_CITY),
+                            (gen.TRAIN_SENT + gen.HELD_SENT, gen.TEST_SENT)):
+        assert not set(held) & set(test_pool)
 
 
 def test_headline_task_is_open_ended():
