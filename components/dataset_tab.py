@@ -2,8 +2,9 @@
 
     python -m components.dataset_tab          # this tab alone on http://127.0.0.1:7860
 
-Every handler is a plain function of values around labs.data; the rows being built live in a
-per-browser gr.State, and what is saved goes to <data-dir>/datasets/<name>/ for the other tabs.
+Every handler is a plain function of values around labs.data. The rows being built live on disk
+(labs.data.workspace); a browser session's gr.State holds only their handle (id, version, format, row
+count), and what is saved goes to <data-dir>/datasets/<name>/ for the other tabs.
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ import gradio as gr
 import pandas as pd
 
 from labs import data, models
+from labs.data import workspace
 
 FORMAT_CHOICES = ["auto"] + list(data.FORMATS)
 PREVIEW_ROWS = 200
-EMPTY = {"rows": [], "format": None, "reason": "", "source": ""}
+EMPTY = dict(workspace.EMPTY)
 
 
 @functools.lru_cache(maxsize=4)
@@ -38,10 +40,14 @@ def _frame(rows: list[dict], limit: int = PREVIEW_ROWS) -> pd.DataFrame:
 
 
 def _summary(st: dict) -> str:
-    if not st["rows"]:
+    if not st["n"]:
         return "No data loaded yet."
-    return (f"**{len(st['rows'])} rows** from `{st['source']}` · format **{st['format']}** — {st['reason']}  \n"
-            f"columns: {', '.join(data.columns_of(st['rows']))}")
+    return (f"**{st['n']} rows** from `{st['source']}` · format **{st['format']}** — {st['reason']}  \n"
+            f"columns: {', '.join(st['columns'])}")
+
+
+def _rows(st: dict) -> list[dict]:
+    return workspace.rows(st)
 
 
 def _table_value(rows: list[dict]):
@@ -58,10 +64,11 @@ def _ingest(load, fmt, mapping, st, source: str | None = None):
                              fmt=None if fmt in (None, "", "auto") else fmt, mapping=mapping or None)
     except (data.DataError, models.ModelError, OSError) as e:
         gr.Warning(str(e))
-        kept = f"\n\nStill loaded: {_summary(st)}" if st["rows"] else ""
-        return st, f"⚠️ {e}{kept}", _frame(st["rows"]), gr.update()
-    st = {"rows": list(loaded), "format": loaded.format, "reason": loaded.reason, "source": loaded.source}
-    return st, _summary(st), _frame(st["rows"]), _table_value(st["rows"])
+        kept = f"\n\nStill loaded: {_summary(st)}" if st["n"] else ""
+        return st, f"⚠️ {e}{kept}", _frame(_rows(st)), gr.update()
+    st = workspace.put(list(loaded), format=loaded.format, reason=loaded.reason, source=loaded.source, previous=st)
+    rows = _rows(st)
+    return st, _summary(st), _frame(rows), _table_value(rows)
 
 
 # --------------------------------------------------------------------------- import
@@ -113,9 +120,9 @@ def load_table(table, fmt, mapping, st):
 # --------------------------------------------------------------------------- inspect and preview
 def _sft_rows(st) -> tuple[list, list[int]]:
     """Training rows for the length and mask views, and which input row (1-based) each came from."""
-    out = data.to_sft(st["rows"], st["format"])
+    out = data.to_sft(_rows(st), st["format"])
     skipped = {i for i, _ in out.skipped}
-    return list(out), [i for i in range(1, len(st["rows"]) + 1) if i not in skipped]
+    return list(out), [i for i in range(1, st["n"] + 1) if i not in skipped]
 
 
 def _lengths(st, spec) -> list[int] | None:
@@ -124,21 +131,22 @@ def _lengths(st, spec) -> list[int] | None:
     tok = _tokenizer(spec)
     rows, origin = _sft_rows(st)
     by_row = dict(zip(origin, (data.sequence_length(tok, r) for r in rows)))
-    return [by_row.get(i, 0) for i in range(1, len(st["rows"]) + 1)]
+    return [by_row.get(i, 0) for i in range(1, st["n"] + 1)]
 
 
 def inspect(st, near, max_length, spec):
     """Validation report, balance chart and the length histogram for the loaded rows."""
-    if not st["rows"]:
+    if not st["n"]:
         return "Load data first.", None, None, gr.update(choices=[])
     try:
         lengths = _lengths(st, spec)
     except (models.ModelError, data.DataError) as e:
         gr.Warning(f"token lengths skipped: {e}")
         lengths = None
-    rep = data.validate(st["rows"], st["format"], lengths=lengths, max_length=int(max_length),
+    rows = _rows(st)
+    rep = data.validate(rows, st["format"], lengths=lengths, max_length=int(max_length),
                         near_threshold=float(near))
-    counts = data.label_counts(st["rows"], st["format"])
+    counts = data.label_counts(rows, st["format"])
     bal = data.balance_figure(dict(counts), f"{st['format']}: label distribution") if counts else None
     hist = data.length_figure([n for n in (lengths or []) if n], int(max_length)) if lengths else None
     md = rep.markdown()
@@ -151,22 +159,24 @@ def inspect(st, near, max_length, spec):
 
 
 def apply_fix(st, kind, near, max_length, spec):
-    if not st["rows"] or not kind:
+    if not st["n"] or not kind:
         gr.Warning("Run the validation and pick a fix first.")
-        return st, _summary(st), _frame(st["rows"])
+        return st, _summary(st), _frame(_rows(st))
     lengths = _lengths(st, spec) if kind == "too_long" else None
-    rep = data.validate(st["rows"], st["format"], lengths=lengths, max_length=int(max_length),
+    rows = _rows(st)
+    rep = data.validate(rows, st["format"], lengths=lengths, max_length=int(max_length),
                         near_threshold=float(near))
     p = rep.problem(kind)
     if p is None:
         gr.Info("That problem is already gone.")
-        return st, _summary(st), _frame(st["rows"])
-    before = len(st["rows"])
+        return st, _summary(st), _frame(rows)
+    before = len(rows)
     fn = None
     if kind == "too_long":
         fn = functools.partial(_truncate_tokens, _tokenizer(spec), st["format"])
-    rows = data.apply_fix(st["rows"], p, truncate_fn=fn)
-    st = {**st, "rows": rows, "source": st["source"] + f" · {p.fix} {p.kind}"}
+    rows = data.apply_fix(rows, p, truncate_fn=fn)
+    st = workspace.put(rows, format=st["format"], reason=st["reason"], source=st["source"] + f" · {p.fix} {p.kind}",
+                       previous=st)
     return st, _summary(st) + f"  \nFixed **{p.title}**: {before} → {len(rows)} rows ({p.count} rows touched).", \
         _frame(rows)
 
@@ -187,10 +197,13 @@ def preview(st, index, spec, max_length, form="auto"):
 
     The row is converted with the SFT form chosen under "Convert, split and save", so the preview shows
     what the SFT trainer trains on that saved row (labs.data.mask.tokenize_row, the trainer's own)."""
-    if not st["rows"]:
+    if not st["n"]:
         return [], "Load data first.", "", ""
-    index = max(1, min(int(index or 1), len(st["rows"])))
-    row = st["rows"][index - 1]
+    index = max(1, min(int(index or 1), st["n"]))
+    try:
+        row = _rows(st)[index - 1]
+    except data.DataError as e:
+        return [], f"⚠️ {e}", "", ""
     try:
         sft = data.to_sft([row], st["format"], form=form or "auto")
         if not sft:
@@ -205,7 +218,7 @@ def preview(st, index, spec, max_length, form="auto"):
         mask, report = data.row_preview(tok, train_row, max_length=int(max_length))
         trains = ("every assistant turn" if "messages" in train_row else "the answer" if "prompt" in train_row
                   else "every token")
-        head = (f"Row {index} of {len(st['rows'])}, as the SFT trainer trains on it with <code>{escape(spec or '')}"
+        head = (f"Row {index} of {st['n']}, as the SFT trainer trains on it with <code>{escape(spec or '')}"
                 f"</code>'s chat template: loss on {trains}, max length {int(max_length)}:")
         warn = "".join(f"<p>⚠️ {escape(report[k])}</p>" for k in ("warning", "note") if report.get(k))
         html = f"<p>{head}</p>{warn}" + data.mask_html(mask if any(t for *_, t in mask) else [])
@@ -228,15 +241,15 @@ def preview(st, index, spec, max_length, form="auto"):
 def after_load(st, spec, max_length, form="auto"):
     """New rows: show row 1 and clear the report, plots and fixes that described the previous rows."""
     chat, mask, s7, note = preview(st, 1, spec, max_length, form)
-    report = "Press **Validate** to check these rows." if st["rows"] else ""
+    report = "Press **Validate** to check these rows." if st["n"] else ""
     return 1, chat, mask, s7, note, report, None, None, gr.update(choices=[], value=None)
 
 
 # --------------------------------------------------------------------------- cleaning
 def scrub_preview(st, kinds):
-    if not st["rows"]:
+    if not st["n"]:
         return pd.DataFrame(columns=["row", "field", "before", "after", "found"]), "Load data first."
-    _, changes = data.scrub_rows(st["rows"], tuple(kinds or ()))
+    _, changes = data.scrub_rows(_rows(st), tuple(kinds or ()))
     df = pd.DataFrame([{**c, "before": _cell(c["before"]), "after": _cell(c["after"])} for c in changes[:500]],
                       columns=["row", "field", "before", "after", "found"])
     rows = len({c["row"] for c in changes})
@@ -244,19 +257,20 @@ def scrub_preview(st, kinds):
 
 
 def scrub_apply(st, kinds):
-    if not st["rows"]:
+    if not st["n"]:
         return st, "Load data first.", _frame([])
-    rows, changes = data.scrub_rows(st["rows"], tuple(kinds or ()))
-    st = {**st, "rows": rows, "source": st["source"] + " · PII scrubbed"}
+    rows, changes = data.scrub_rows(_rows(st), tuple(kinds or ()))
+    st = workspace.put(rows, format=st["format"], reason=st["reason"], source=st["source"] + " · PII scrubbed",
+                       previous=st)
     return st, _summary(st) + f"  \nScrubbed {len(changes)} fields.", _frame(rows)
 
 
 # --------------------------------------------------------------------------- convert, split, save
 def _convert(st, target, form):
-    if not st["rows"]:
+    if not st["n"]:
         raise data.DataError("load data first")
     kw = {"form": form} if target == "sft" else {}
-    out = data.convert(st["rows"], target, st["format"], **kw)
+    out = data.convert(_rows(st), target, st["format"], **kw)
     if not out:
         why = f": row {out.skipped[0][0]}: {out.skipped[0][1]}" if out.skipped else ""
         raise data.DataError(f"no row could be converted to {target}{why}")
@@ -314,7 +328,7 @@ def list_saved():
 
 # --------------------------------------------------------------------------- layout
 def build(ctx) -> None:
-    st = gr.State(dict(EMPTY))
+    st = gr.State(dict(EMPTY), delete_callback=workspace.drop)  # the rows on disk go with the browser session
     gr.Markdown("### Dataset builder\nBring data in any common shape, see exactly what the model will be trained "
                 "on, fix problems, and save it for the SFT, preference and evaluation tabs.")
     with gr.Row():

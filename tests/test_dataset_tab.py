@@ -1,12 +1,16 @@
 """The Dataset builder tab driven through gradio_client: upload, inspect, preview, convert, save."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from gradio_client import handle_file
 
 from components import dataset_tab
 from labs import data
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -83,7 +87,27 @@ def test_failed_load_keeps_rows_and_says_so(data_dir, tmp_path):
 def test_long_file_does_not_fill_the_editable_table(data_dir):
     """"Use these rows" on a 200-row excerpt would drop the rest of a longer file."""
     st, _, view, table = dataset_tab.load_sample("instruct/train.jsonl", "auto", "", dict(dataset_tab.EMPTY))
-    assert len(st["rows"]) > dataset_tab.PREVIEW_ROWS and len(view) == dataset_tab.PREVIEW_ROWS
+    assert st["n"] > dataset_tab.PREVIEW_ROWS and len(view) == dataset_tab.PREVIEW_ROWS
     assert not isinstance(table, pd.DataFrame)  # left as it was
     st, _, _, table = dataset_tab.load_sample("formats/instruction.jsonl", "auto", "", st)
     assert isinstance(table, pd.DataFrame) and len(table) == 5
+
+
+def test_session_state_is_a_small_handle_and_rows_live_on_disk(data_dir):
+    """A browser session keeps a handle of a few fields; the rows are in <data-dir>/workspaces and go with it."""
+    import json
+    from labs.data import workspace
+    st, *_ = dataset_tab.load_sample("instruct/train.jsonl", "auto", "", dict(dataset_tab.EMPTY))
+    assert "rows" not in st and len(json.dumps(st)) < 1000 and st["n"] == 600
+    on_disk = list((data_dir / "workspaces" / st["id"]).glob("rows-*.jsonl"))
+    assert len(on_disk) == 1 and sum(1 for _ in open(on_disk[0])) == 600
+    scrubbed, *_ = dataset_tab.scrub_apply(st, ["email"])
+    assert scrubbed["id"] == st["id"] and scrubbed["version"] == st["version"] + 1
+    assert [p.name for p in (data_dir / "workspaces" / st["id"]).glob("rows-*.jsonl")] == \
+        [f"rows-{scrubbed['version']}.jsonl"]  # the older version is removed
+    workspace._cache.clear()  # read back from disk, not from the cache
+    assert workspace.rows(scrubbed) == [json.loads(line) for line in open(ROOT / "assets/instruct/train.jsonl")]
+    workspace.drop(scrubbed)  # the browser session ended
+    assert not (data_dir / "workspaces" / st["id"]).exists()
+    assert dataset_tab.preview(scrubbed, 1, "", 512)[1].startswith("⚠️") and "load the data again" in \
+        dataset_tab.preview(scrubbed, 1, "", 512)[1]

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 ALL_LINEAR = "all-linear"
@@ -161,7 +163,9 @@ def load_config(spec: str | None = None):
         raise LoraError(f"model '{spec}': its config.json could not be read ({first})") from None
 
 
-_shape_cache: dict[str, ModelShapes] = {}
+SHAPE_CACHE_SIZE = 16  # specs whose shapes stay in memory (each ~a few hundred small records)
+_shape_cache: OrderedDict[str, ModelShapes] = OrderedDict()
+_shape_lock = threading.Lock()
 
 
 def model_shapes(spec: str | None = None, config=None) -> ModelShapes:
@@ -170,8 +174,11 @@ def model_shapes(spec: str | None = None, config=None) -> ModelShapes:
     No weights are read: ~1 s for a 135M model, and a 70B config works the same way."""
     import torch
     key = spec or "default"
-    if config is None and key in _shape_cache:
-        return _shape_cache[key]
+    if config is None:
+        with _shape_lock:
+            if key in _shape_cache:
+                _shape_cache.move_to_end(key)
+                return _shape_cache[key]
     description = ""
     if config is None:
         config, source = load_config(spec)
@@ -186,7 +193,10 @@ def model_shapes(spec: str | None = None, config=None) -> ModelShapes:
         raise LoraError(f"model '{spec}': could not be built from its config ({first})") from None
     shapes = shapes_from_model(model, spec or "default", description or getattr(config, "model_type", ""))
     if spec is not None or config is None:
-        _shape_cache[key] = shapes
+        with _shape_lock:
+            _shape_cache[key] = shapes
+            while len(_shape_cache) > SHAPE_CACHE_SIZE:
+                _shape_cache.popitem(last=False)
     return shapes
 
 
