@@ -239,5 +239,17 @@ def gpu_check() -> int:
     return 0 if worst <= 0.3 else 1
 
 
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    argparse.ArgumentParser(prog="python -m labs.lora.memory",
+                            description="Estimate vs measured peak GPU memory (needs a CUDA GPU).").parse_args(argv)
+    import torch
+    if not torch.cuda.is_available():
+        print("error: this check measures GPU memory and needs a CUDA GPU; on CPU, tests/test_lora_memory.py "
+              "compares the estimate with the measured peak RSS", file=sys.stderr)
+        return 2
+    return gpu_check()
+
+
 if __name__ == "__main__":
-    sys.exit(gpu_check())
+    sys.exit(main())
