@@ -1,0 +1,10 @@
+"""Preference data and training: people choose between two generations, DPO or ORPO trains on the choices.
+
+    python -m labs.preference make-pairs --n 20 [--model SPEC] [--prompts NAME] [--max-new-tokens K]
+    python -m labs.preference export --out pairs.jsonl [--format dpo|kto]
+    python -m labs.preference --config run.yaml            # DPO / ORPO through the run engine
+    python -m labs.preference simulate --rater shorter --pairs 32
+
+pairs.py makes pairs (labs.generate) into the store (labs.store); labels.py turns labels into TRL rows and
+measures agreement; config.py, recipe.py train; odds.py explains ORPO; simulate.py runs the loop unattended.
+"""

@@ -1,0 +1,100 @@
+"""python -m labs.preference make-pairs | export | simulate ... | --config run.yaml (see labs/preference/__init__.py)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from labs import paths, store
+
+COMMANDS = ("make-pairs", "export", "simulate")
+
+
+def _data_dir(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--data-dir", default=os.environ.get("LAB_DATA_DIR", "lab_data"),
+                    help="the app's data directory (default: LAB_DATA_DIR or ./lab_data)")
+
+
+def make_pairs(argv: list[str]) -> int:
+    from labs import models
+    from labs.preference import pairs
+    ap = argparse.ArgumentParser(prog="python -m labs.preference make-pairs",
+                                 description="Generate N pairs (two responses per prompt) into the store.")
+    ap.add_argument("--n", type=int, required=True, help="how many pairs")
+    ap.add_argument("--model", default=None, help="model spec (default: SmolLM2-135M-Instruct)")
+    ap.add_argument("--model-b", default=None, help="a second model: one response from each, head to head")
+    ap.add_argument("--prompts", default="prompts", help="'prompts' (bundled), a saved dataset or a data file")
+    ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--temperature", type=float, default=0.8)
+    ap.add_argument("--top-p", type=float, default=0.95)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch", default=None, help="a name for this batch of pairs")
+    _data_dir(ap)
+    a = ap.parse_args(argv)
+    try:
+        if a.n < 1:
+            raise pairs.PairsError(f"--n: at least 1, got {a.n}")
+        paths.set_data_dir(a.data_dir)
+        prompts = pairs.load_prompts(a.prompts, "train")
+        prompts = [prompts[i % len(prompts)] for i in range(a.n)]  # cycle when N exceeds the set: new samples
+        model = models.load(a.model)
+        model_b = models.load(a.model_b) if a.model_b else None
+        ids = pairs.make_pairs(prompts, model, model_b, temperature=a.temperature, top_p=a.top_p,
+                               max_new_tokens=a.max_new_tokens, seed=a.seed, batch=a.batch)
+    except (pairs.PairsError, models.ModelError, store.StoreError, paths.DataDirError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"pairs={len(ids)}")
+    return 0
+
+
+def export(argv: list[str]) -> int:
+    from labs import data
+    from labs.preference import labels
+    ap = argparse.ArgumentParser(prog="python -m labs.preference export",
+                                 description="Write the labels as TRL rows (JSONL).")
+    ap.add_argument("--out", required=True, help="FILE.jsonl")
+    ap.add_argument("--format", choices=["dpo", "kto"], default="dpo",
+                    help="dpo: prompt/chosen/rejected (ties and both-bad left out); kto: prompt/completion/label")
+    ap.add_argument("--batch", default=None, help="only this batch of pairs")
+    ap.add_argument("--standard", action="store_true", help="plain strings instead of chat messages")
+    _data_dir(ap)
+    a = ap.parse_args(argv)
+    try:
+        paths.set_data_dir(a.data_dir)
+        fn = labels.to_dpo if a.format == "dpo" else labels.to_kto
+        rows = fn(a.batch, conversational=not a.standard)
+        if not rows:
+            raise store.StoreError("no labels to export yet (label some pairs first)")
+        n = data.write_jsonl(rows, a.out)
+    except (store.StoreError, paths.DataDirError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"rows": n, "format": a.format, "out": a.out}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "make-pairs":
+        return make_pairs(argv[1:])
+    if argv and argv[0] == "export":
+        return export(argv[1:])
+    if argv and argv[0] == "simulate":
+        from labs.preference.simulate import main as simulate
+        return simulate(argv[1:])
+    if argv and argv[0] not in ("-h", "--help") and not argv[0].startswith("--"):
+        print(f"error: unknown command {argv[0]!r}; use one of {', '.join(COMMANDS)} or --config run.yaml",
+              file=sys.stderr)
+        return 2
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        print("\ncommands: make-pairs, export, simulate (each has --help); training: --config run.yaml")
+        return 0
+    from labs.preference.recipe import main as recipe
+    return recipe(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""The lab's durable human judgements: preference pairs, labels and annotators, in one SQLite file.
+
+    python -m labs.store stats                      # pairs=…, labels=…, annotators=… (one name=value a line)
+    python -m labs.store stats --data-dir /data
+
+    from labs import store
+    ids = store.add_pairs([{"prompt": [...], "a": "…", "b": "…", "model_a": spec, "model_b": spec,
+                            "sampling": {...}}], batch="b1")
+    p = store.next_pair("ana")              # the oldest pair ana has not labeled or skipped, in her display order
+    store.label(p["id"], "ana", "A")        # A / B as shown to her, tie, both_bad; committed at once
+
+<data-dir>/lab.sqlite, WAL mode: readers never wait for the writer, and every label is its own committed
+transaction, so a label survives a SIGKILL of the app the moment `label` returns. Writes take SQLite's
+write lock up front (BEGIN IMMEDIATE) and wait up to 30 s for it, so concurrent annotators (threads of
+one app, or several processes) never lose or duplicate a label: one label per (pair, annotator), a
+second one replaces the first (UNIQUE + upsert).
+
+A pair's responses are stored as generated (a = first candidate, b = second). Each annotator sees them
+in an order drawn once per (pair, annotator) from a hash (so a reload shows the same order), and the
+label records that order and the choice in stored terms: `choice` is a, b, tie or both_bad.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+from labs import paths
+
+CHOICES = ("A", "B", "tie", "both_bad")  # as an annotator sees them
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS annotators (name TEXT PRIMARY KEY, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS pairs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    batch TEXT NOT NULL,
+    prompt TEXT NOT NULL,              -- JSON: a chat (list of turns) or a plain string
+    a TEXT NOT NULL, b TEXT NOT NULL,  -- the two responses as generated
+    model_a TEXT NOT NULL, model_b TEXT NOT NULL,
+    sampling TEXT NOT NULL,            -- JSON: temperature, top_p, max_new_tokens, seed
+    source TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS pairs_batch ON pairs(batch);
+CREATE TABLE IF NOT EXISTS labels (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pair_id INTEGER NOT NULL REFERENCES pairs(id),
+    annotator TEXT NOT NULL REFERENCES annotators(name),
+    choice TEXT NOT NULL CHECK (choice IN ('a', 'b', 'tie', 'both_bad', 'skip')),
+    shown TEXT NOT NULL CHECK (shown IN ('ab', 'ba')),   -- which stored response was on the left (A)
+    strength INTEGER, reason TEXT, ideal TEXT,           -- optional: 1-3, why, an edited ideal answer
+    seconds REAL,                                        -- time from display to label, when known
+    created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    UNIQUE (pair_id, annotator));
+CREATE INDEX IF NOT EXISTS labels_annotator ON labels(annotator, updated_at);
+"""
+
+
+class StoreError(ValueError):
+    """A store operation was refused; the message says why."""
+
+
+def db_path() -> Path:
+    return paths.data_dir() / "lab.sqlite"
+
+
+def connect() -> sqlite3.Connection:
+    """A new connection (one per call site: sqlite3 connections are not shared between threads)."""
+    p = db_path()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(p, timeout=30, isolation_level=None)  # autocommit; writes open BEGIN IMMEDIATE
+    con.row_factory = sqlite3.Row
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a committed label survives a killed process
+    con.execute("PRAGMA foreign_keys=ON")
+    con.execute("PRAGMA busy_timeout=30000")
+    con.executescript(SCHEMA)
+    return con
+
+
+@contextlib.contextmanager
+def _write():
+    """One write transaction: the write lock is taken at BEGIN, so two writers queue instead of failing."""
+    con = connect()
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+    finally:
+        con.close()
+
+
+@contextlib.contextmanager
+def _read():
+    con = connect()
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+# --------------------------------------------------------------------------- annotators
+def check_annotator(name: str | None) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise StoreError("annotator: type your name first (labels are recorded per person)")
+    if len(name) > 64 or any(ord(c) < 32 for c in name):
+        raise StoreError(f"annotator {name[:20]!r}...: up to 64 printable characters")
+    return name
+
+
+def _ensure_annotator(con, name: str) -> None:
+    con.execute("INSERT OR IGNORE INTO annotators(name, created_at) VALUES (?, ?)", (name, time.time()))
+
+
+# --------------------------------------------------------------------------- pairs
+def add_pairs(pairs: list[dict], *, batch: str, source: str = "") -> list[int]:
+    """Store pairs ({prompt, a, b, model_a, model_b, sampling}); returns their ids, in order."""
+    now = time.time()
+    ids = []
+    with _write() as con:
+        for p in pairs:
+            if not str(p.get("a", "")).strip() and not str(p.get("b", "")).strip():
+                raise StoreError("a pair needs at least one non-empty response")
+            cur = con.execute(
+                "INSERT INTO pairs(batch, prompt, a, b, model_a, model_b, sampling, source, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (batch, json.dumps(p["prompt"], ensure_ascii=False), p["a"], p["b"], p.get("model_a", ""),
+                 p.get("model_b", p.get("model_a", "")), json.dumps(p.get("sampling", {})), source or p.get("source", ""),
+                 now))
+            ids.append(cur.lastrowid)
+    return ids
+
+
+def _pair(row) -> dict:
+    d = dict(row)
+    d["prompt"] = json.loads(d["prompt"])
+    d["sampling"] = json.loads(d["sampling"])
+    return d
+
+
+def prompt_text(prompt) -> str:
+    if isinstance(prompt, list):
+        return "\n\n".join(m["content"] for m in prompt if m.get("role") != "system")
+    return str(prompt)
+
+
+def shown_order(pair_id: int, annotator: str) -> str:
+    """'ab' (stored a on the left as A) or 'ba': random-looking, the same on every reload."""
+    h = hashlib.sha256(f"{pair_id}\0{annotator}".encode()).digest()[0]
+    return "ab" if h % 2 == 0 else "ba"
+
+
+def get_pair(pair_id: int, annotator: str | None = None) -> dict:
+    with _read() as con:
+        row = con.execute("SELECT * FROM pairs WHERE id = ?", (int(pair_id),)).fetchone()
+    if row is None:
+        raise StoreError(f"no pair {pair_id}")
+    p = _pair(row)
+    if annotator:
+        order = shown_order(p["id"], annotator)
+        p["shown"] = order
+        p["A"], p["B"] = (p["a"], p["b"]) if order == "ab" else (p["b"], p["a"])
+    return p
+
+
+def next_pair(annotator: str, batch: str | None = None) -> dict | None:
+    """The oldest pair this annotator has neither labeled nor skipped (None when all are done)."""
+    annotator = check_annotator(annotator)
+    q = ("SELECT p.id FROM pairs p WHERE NOT EXISTS (SELECT 1 FROM labels l WHERE l.pair_id = p.id "
+         "AND l.annotator = ?)" + (" AND p.batch = ?" if batch else "") + " ORDER BY p.id LIMIT 1")
+    with _read() as con:
+        row = con.execute(q, (annotator, batch) if batch else (annotator,)).fetchone()
+    return get_pair(row["id"], annotator) if row else None
+
+
+def label(pair_id: int, annotator: str, choice: str, *, strength: int | None = None, reason: str | None = None,
+          ideal: str | None = None, seconds: float | None = None) -> dict:
+    """Commit one label; `choice` is A, B (as shown to this annotator), tie, both_bad, or skip."""
+    annotator = check_annotator(annotator)
+    if choice not in CHOICES + ("skip",):
+        raise StoreError(f"choice {choice!r}: one of {', '.join(CHOICES)} (or skip)")
+    if strength is not None and int(strength) not in (1, 2, 3):
+        raise StoreError(f"strength {strength}: 1 (slight), 2 (clear) or 3 (strong)")
+    order = shown_order(int(pair_id), annotator)
+    stored = {"A": order[0], "B": order[1]}.get(choice, choice)
+    now = time.time()
+    with _write() as con:
+        if con.execute("SELECT 1 FROM pairs WHERE id = ?", (int(pair_id),)).fetchone() is None:
+            raise StoreError(f"no pair {pair_id}")
+        _ensure_annotator(con, annotator)
+        con.execute(
+            "INSERT INTO labels(pair_id, annotator, choice, shown, strength, reason, ideal, seconds, created_at, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(pair_id, annotator) DO UPDATE SET "
+            "choice = excluded.choice, shown = excluded.shown, strength = excluded.strength, "
+            "reason = excluded.reason, ideal = excluded.ideal, seconds = excluded.seconds, "
+            "updated_at = excluded.updated_at",
+            (int(pair_id), annotator, stored, order, strength, (reason or "").strip() or None,
+             (ideal or "").strip() or None, seconds, now, now))
+    return {"pair_id": int(pair_id), "annotator": annotator, "choice": stored, "shown": order}
+
+
+def undo(annotator: str) -> int | None:
+    """Remove this annotator's most recent label (or skip); returns its pair id, None when there is none."""
+    annotator = check_annotator(annotator)
+    with _write() as con:
+        row = con.execute("SELECT id, pair_id FROM labels WHERE annotator = ? ORDER BY updated_at DESC, id DESC "
+                          "LIMIT 1", (annotator,)).fetchone()
+        if row is None:
+            return None
+        con.execute("DELETE FROM labels WHERE id = ?", (row["id"],))
+    return row["pair_id"]
+
+
+# --------------------------------------------------------------------------- reading back
+def labels(batch: str | None = None) -> list[dict]:
+    q = ("SELECT l.*, p.batch FROM labels l JOIN pairs p ON p.id = l.pair_id" +
+         (" WHERE p.batch = ?" if batch else "") + " ORDER BY l.id")
+    with _read() as con:
+        return [dict(r) for r in con.execute(q, (batch,) if batch else ())]
+
+
+def pairs(batch: str | None = None) -> list[dict]:
+    q = "SELECT * FROM pairs" + (" WHERE batch = ?" if batch else "") + " ORDER BY id"
+    with _read() as con:
+        return [_pair(r) for r in con.execute(q, (batch,) if batch else ())]
+
+
+def batches() -> list[dict]:
+    with _read() as con:
+        return [dict(r) for r in con.execute(
+            "SELECT batch, COUNT(*) AS pairs, MIN(created_at) AS created_at, MIN(model_a) AS model_a, "
+            "MIN(model_b) AS model_b FROM pairs GROUP BY batch ORDER BY MIN(id)")]
+
+
+def progress(annotator: str, batch: str | None = None) -> dict:
+    """{"done", "total"} for one annotator (skips count as done)."""
+    q_total = "SELECT COUNT(*) FROM pairs" + (" WHERE batch = ?" if batch else "")
+    q_done = ("SELECT COUNT(*) FROM labels l JOIN pairs p ON p.id = l.pair_id WHERE l.annotator = ?" +
+              (" AND p.batch = ?" if batch else ""))
+    with _read() as con:
+        total = con.execute(q_total, (batch,) if batch else ()).fetchone()[0]
+        done = con.execute(q_done, (annotator, batch) if batch else (annotator,)).fetchone()[0]
+    return {"done": done, "total": total}
+
+
+def stats() -> dict:
+    """Counts for `python -m labs.store stats` and the labeler's header."""
+    with _read() as con:
+        one = lambda q: con.execute(q).fetchone()[0]  # noqa: E731
+        out = {
+            "pairs": one("SELECT COUNT(*) FROM pairs"),
+            "labels": one("SELECT COUNT(*) FROM labels WHERE choice != 'skip'"),
+            "annotators": one("SELECT COUNT(DISTINCT annotator) FROM labels"),
+            "skipped": one("SELECT COUNT(*) FROM labels WHERE choice = 'skip'"),
+            "labeled_pairs": one("SELECT COUNT(DISTINCT pair_id) FROM labels WHERE choice != 'skip'"),
+            "batches": one("SELECT COUNT(DISTINCT batch) FROM pairs"),
+        }
+        for c in ("a", "b", "tie", "both_bad"):
+            out[f"choice_{c}"] = con.execute("SELECT COUNT(*) FROM labels WHERE choice = ?", (c,)).fetchone()[0]
+        out["ideal_edits"] = one("SELECT COUNT(*) FROM labels WHERE ideal IS NOT NULL")
+        out["per_annotator"] = {r[0]: r[1] for r in con.execute(
+            "SELECT annotator, COUNT(*) FROM labels WHERE choice != 'skip' GROUP BY annotator ORDER BY annotator")}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m labs.store", description="The labels and pairs store.")
+    ap.add_argument("action", choices=["stats", "path"])
+    ap.add_argument("--data-dir", default=os.environ.get("LAB_DATA_DIR", "lab_data"),
+                    help="the app's data directory (default: LAB_DATA_DIR or ./lab_data)")
+    a = ap.parse_args(argv)
+    try:
+        paths.set_data_dir(a.data_dir)
+        if a.action == "path":
+            print(db_path())
+            return 0
+        for k, v in stats().items():
+            if isinstance(v, dict):
+                for name, n in v.items():
+                    print(f"{k}.{name}={n}")
+            else:
+                print(f"{k}={v}")
+    except (StoreError, paths.DataDirError, sqlite3.Error) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
