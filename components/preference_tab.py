@@ -36,8 +36,8 @@ def _batch(b) -> str | None:
 
 
 def _md(text: str) -> str:
-    """Model text shown as text, not interpreted as Markdown or HTML."""
-    return "```text\n" + (text or "(empty answer)").replace("```", "ʼʼʼ") + "\n```"
+    """Model text for a read-only text box (shown as written: no Markdown or HTML is interpreted)."""
+    return text if (text or "").strip() else "(empty answer)"
 
 
 def _progress_md(annotator, batch=None) -> str:
@@ -48,8 +48,9 @@ def _progress_md(annotator, batch=None) -> str:
         mine = None
     you = f"**{annotator.strip()}: {mine['done']} of {mine['total']}** labeled · " if mine else ""
     per = ", ".join(f"{k} {v}" for k, v in st["per_annotator"].items()) or "none yet"
-    return (f"{you}{st['pairs']} pairs · {st['labels']} labels by {st['annotators']} annotator"
-            f"{'s' * (st['annotators'] != 1)} ({per})")
+    plural = lambda n, word: f"{n} {word}{'s' * (n != 1)}"  # noqa: E731
+    return (f"{you}{plural(st['pairs'], 'pair')} · {plural(st['labels'], 'label')} by "
+            f"{plural(st['annotators'], 'annotator')} ({per})")
 
 
 # --------------------------------------------------------------------------- the labeling contract
@@ -75,14 +76,16 @@ def _view(annotator, batch, model_spec=None, auto=False):
     try:
         pid, prompt, a, b = pref_next(annotator, batch)
     except store.StoreError as e:
-        return None, f"⚠️ {e}", "", "", _progress_md(annotator, batch), None, None, "", ""
+        return (None, gr.update(value=f"⚠️ {e}", label="Prompt"), "", "", _progress_md(annotator, batch), None, None,
+                "", "")
     if auto and model_spec:
         _maybe_refill(annotator, batch, model_spec)
     if pid is None:
         note = NONE_LEFT + (" More pairs are being made in the background." if _refill["running"] else "")
-        return None, note, "", "", _progress_md(annotator, batch), None, None, "", ""
-    return (pid, f"**Prompt** (pair {pid})\n\n{_md(prompt)}", _md(a), _md(b), _progress_md(annotator, batch),
-            time.time(), None, "", "")
+        return (None, gr.update(value=note, label="Prompt"), "", "", _progress_md(annotator, batch), None, None,
+                "", "")
+    return (pid, gr.update(value=prompt, label=f"Prompt (pair {pid})"), _md(a), _md(b),
+            _progress_md(annotator, batch), time.time(), None, "", "")
 
 
 def show_next(annotator, batch, model_spec, auto):
@@ -114,8 +117,8 @@ def undo(annotator, batch, model_spec, auto):
         gr.Info("Nothing to undo.")
         return _view(annotator, batch, model_spec, auto)
     p = store.get_pair(pid, annotator)  # show the undone pair again, in the same order as before
-    return (pid, f"**Prompt** (pair {pid}, label undone)\n\n{_md(store.prompt_text(p['prompt']))}", _md(p["A"]),
-            _md(p["B"]), _progress_md(annotator, batch), time.time(), None, "", "")
+    return (pid, gr.update(value=store.prompt_text(p["prompt"]), label=f"Prompt (pair {pid}, label undone)"),
+            _md(p["A"]), _md(p["B"]), _progress_md(annotator, batch), time.time(), None, "", "")
 
 
 def start_ideal(which, pair_id, annotator):
@@ -255,14 +258,11 @@ def build(ctx):
 
     pair_id = gr.Number(value=None, visible=False, precision=0)
     shown_at = gr.State(None)
-    prompt_md = gr.Markdown("Type your name and press **Start / next pair**.")
+    prompt_md = gr.Textbox("Type your name and press Start / next pair.", label="Prompt", interactive=False,
+                           lines=2, max_lines=12)
     with gr.Row(equal_height=True):
-        with gr.Column():
-            gr.Markdown("#### A")
-            a_md = gr.Markdown()
-        with gr.Column():
-            gr.Markdown("#### B")
-            b_md = gr.Markdown()
+        a_md = gr.Textbox(label="A", interactive=False, lines=6, max_lines=30)
+        b_md = gr.Textbox(label="B", interactive=False, lines=6, max_lines=30)
     with gr.Row():
         a_btn = gr.Button("A is better [1]", variant="primary", elem_classes="lab-key-1")
         b_btn = gr.Button("B is better [2]", variant="primary", elem_classes="lab-key-2")
