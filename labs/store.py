@@ -1,4 +1,4 @@
-"""The lab's durable human judgements: preference pairs, labels and annotators, in one SQLite file.
+"""The lab's durable human judgements: preference pairs and labels, RLHF samples and ratings, in one SQLite file.
 
     python -m labs.store stats                      # pairs=…, labels=…, annotators=… (one name=value a line)
     python -m labs.store stats --data-dir /data
@@ -56,7 +56,26 @@ CREATE TABLE IF NOT EXISTS labels (
     created_at REAL NOT NULL, updated_at REAL NOT NULL,
     UNIQUE (pair_id, annotator));
 CREATE INDEX IF NOT EXISTS labels_annotator ON labels(annotator, updated_at);
+CREATE TABLE IF NOT EXISTS samples (            -- the RLHF loop: one completion of the policy to rate
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    loop TEXT NOT NULL, round INTEGER NOT NULL,
+    prompt TEXT NOT NULL,                       -- JSON, as in pairs
+    completion TEXT NOT NULL,
+    policy TEXT NOT NULL,                       -- the model spec that generated it (base or a round's adapter)
+    sampling TEXT NOT NULL,                     -- JSON: temperature, top_p, max_new_tokens, seed, k, index
+    created_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS samples_round ON samples(loop, round);
+CREATE TABLE IF NOT EXISTS ratings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sample_id INTEGER NOT NULL REFERENCES samples(id),
+    rater TEXT NOT NULL REFERENCES annotators(name),
+    rating REAL NOT NULL,                       -- 1-5 stars; thumbs are stored as 1 (down) and 5 (up)
+    kind TEXT NOT NULL CHECK (kind IN ('stars', 'thumbs', 'best_of_k')),
+    simulated INTEGER NOT NULL DEFAULT 0,       -- 1 when a scripted rater gave it
+    created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    UNIQUE (sample_id, rater));
 """
+RATING_KINDS = ("stars", "thumbs", "best_of_k")
 
 
 class StoreError(ValueError):
@@ -219,6 +238,78 @@ def undo(annotator: str) -> int | None:
     return row["pair_id"]
 
 
+# --------------------------------------------------------------------------- RLHF samples and ratings
+def add_samples(samples: list[dict], *, loop: str, round: int) -> list[int]:
+    """Store completions to rate ({prompt, completion, policy, sampling}); returns their ids, in order."""
+    now = time.time()
+    with _write() as con:
+        return [con.execute(
+            "INSERT INTO samples(loop, round, prompt, completion, policy, sampling, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (loop, int(round), json.dumps(s["prompt"], ensure_ascii=False), s["completion"], s.get("policy", ""),
+             json.dumps(s.get("sampling", {})), now)).lastrowid for s in samples]
+
+
+def _sample(row) -> dict:
+    d = dict(row)
+    d["prompt"] = json.loads(d["prompt"])
+    d["sampling"] = json.loads(d["sampling"])
+    return d
+
+
+def samples(loop: str, round: int | None = None) -> list[dict]:
+    q = "SELECT * FROM samples WHERE loop = ?" + (" AND round = ?" if round is not None else "") + " ORDER BY id"
+    with _read() as con:
+        return [_sample(r) for r in con.execute(q, (loop, int(round)) if round is not None else (loop,))]
+
+
+def next_sample(rater: str, loop: str, round: int | None = None) -> dict | None:
+    """The oldest sample of the loop (or round) this rater has not rated."""
+    rater = check_annotator(rater)
+    q = ("SELECT * FROM samples s WHERE s.loop = ? " + ("AND s.round = ? " if round is not None else "") +
+         "AND NOT EXISTS (SELECT 1 FROM ratings r WHERE r.sample_id = s.id AND r.rater = ?) ORDER BY s.id LIMIT 1")
+    args = (loop, int(round), rater) if round is not None else (loop, rater)
+    with _read() as con:
+        row = con.execute(q, args).fetchone()
+    return _sample(row) if row else None
+
+
+def rate(sample_id: int, rater: str, rating: float, kind: str = "stars", simulated: bool = False) -> dict:
+    """Commit one rating: stars 1-5, thumbs (1 = down, 5 = up; also "up"/"down"), or best_of_k (5 for the
+    best of a prompt's k samples, 1 for the others). A second rating by the same rater replaces the first."""
+    rater = check_annotator(rater)
+    if kind not in RATING_KINDS:
+        raise StoreError(f"kind {kind!r}: one of {', '.join(RATING_KINDS)}")
+    if isinstance(rating, str) and rating.strip().lower() in ("up", "down"):
+        rating = 5.0 if rating.strip().lower() == "up" else 1.0
+    try:
+        value = float(rating)
+    except (TypeError, ValueError):
+        raise StoreError(f"rating {rating!r}: a number from 1 to 5") from None
+    if not 1 <= value <= 5 or (kind != "stars" and value not in (1.0, 5.0)):
+        raise StoreError(f"rating {rating!r}: 1-5 stars" if kind == "stars" else
+                         f"rating {rating!r}: {kind} ratings are 1 (down / not best) or 5 (up / best)")
+    now = time.time()
+    with _write() as con:
+        if con.execute("SELECT 1 FROM samples WHERE id = ?", (int(sample_id),)).fetchone() is None:
+            raise StoreError(f"no sample {sample_id}")
+        _ensure_annotator(con, rater)
+        con.execute(
+            "INSERT INTO ratings(sample_id, rater, rating, kind, simulated, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sample_id, rater) DO UPDATE SET rating = excluded.rating, "
+            "kind = excluded.kind, simulated = excluded.simulated, updated_at = excluded.updated_at",
+            (int(sample_id), rater, value, kind, int(bool(simulated)), now, now))
+    return {"sample_id": int(sample_id), "rater": rater, "rating": value, "kind": kind}
+
+
+def ratings(loop: str, round: int | None = None) -> list[dict]:
+    """Ratings joined with their samples (prompt, completion, round, policy)."""
+    q = ("SELECT r.*, s.round, s.prompt, s.completion, s.policy, s.sampling FROM ratings r JOIN samples s "
+         "ON s.id = r.sample_id WHERE s.loop = ?" + (" AND s.round = ?" if round is not None else "") + " ORDER BY r.id")
+    with _read() as con:
+        return [_sample(r) for r in con.execute(q, (loop, int(round)) if round is not None else (loop,))]
+
+
 # --------------------------------------------------------------------------- reading back
 def labels(batch: str | None = None) -> list[dict]:
     q = ("SELECT l.*, p.batch FROM labels l JOIN pairs p ON p.id = l.pair_id" +
@@ -266,6 +357,9 @@ def stats() -> dict:
         for c in ("a", "b", "tie", "both_bad"):
             out[f"choice_{c}"] = con.execute("SELECT COUNT(*) FROM labels WHERE choice = ?", (c,)).fetchone()[0]
         out["ideal_edits"] = one("SELECT COUNT(*) FROM labels WHERE ideal IS NOT NULL")
+        out["samples"] = one("SELECT COUNT(*) FROM samples")
+        out["ratings"] = one("SELECT COUNT(*) FROM ratings")
+        out["raters"] = one("SELECT COUNT(DISTINCT rater) FROM ratings")
         out["per_annotator"] = {r[0]: r[1] for r in con.execute(
             "SELECT annotator, COUNT(*) FROM labels WHERE choice != 'skip' GROUP BY annotator ORDER BY annotator")}
     return out
