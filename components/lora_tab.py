@@ -152,12 +152,15 @@ def adapter_choices() -> list[str]:
 
 
 def _adapter_path(value: str):
-    from labs import runs
+    from labs import paths, runs
     value = (value or "").strip()
     if not value:
         raise LoraError("pick a run or type an adapter directory")
-    d = runs.runs_dir() / value
-    return d if "/" not in value and d.is_dir() else value
+    if "/" in value or "\\" in value:  # a folder typed as a path
+        return value
+    # else a run id: the one name check (labs.paths) keeps '..' and links out of runs/ away
+    d = paths.child(runs.runs_dir(), value, "run id", error=LoraError)
+    return d if d.is_dir() else value
 
 
 def spectra(adapter):

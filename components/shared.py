@@ -114,7 +114,10 @@ class RunMonitor:
 
 def refresh(run_id, smoothing=0.0, log_scale=False):
     from labs.plots import loss_figure
-    rows = runs.get(run_id).metrics() if run_id and (runs.runs_dir() / run_id).is_dir() else []
+    try:
+        rows = runs.get(run_id).metrics() if run_id else []
+    except runs.RunError:  # a typed id that is no run, or no name ('..'): the status line says which
+        rows = []
     fig = loss_figure({run_id or "run": rows}, smoothing=smoothing, log_scale=log_scale)
     return status_markdown(run_id), fig, error_markdown(run_id)
 

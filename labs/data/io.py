@@ -20,7 +20,6 @@ from labs.data.detect import DataError, apply_mapping, columns_of, detect_format
 EXTENSIONS = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 DEFAULT_MAX_MB = float(os.environ.get("LAB_MAX_UPLOAD_MB", "200"))
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # columns that hold structure; in CSV/TSV they arrive as JSON text and are parsed back
 STRUCTURED = {"messages", "conversations", "answers", "prompt", "chosen", "rejected", "completion"}
 
@@ -212,6 +211,8 @@ def load_hub(dataset_id: str, split: str = "train", config: str | None = None, m
     """Rows of a Hub dataset split (first max_rows), with its detected format."""
     if not dataset_id or not re.match(r"^[\w.-]+(/[\w.-]+)?$", dataset_id.strip()):
         raise DataError(f"{dataset_id!r} is not a Hub dataset id like 'trl-lib/ultrafeedback_binarized'")
+    for part in dataset_id.strip().split("/"):  # '..' or '.x' would make `datasets` read a local folder
+        paths.safe_name(part, "Hub dataset id part", error=DataError)
     reason = hub_status()
     if reason:
         raise DataError(reason)
@@ -226,6 +227,7 @@ def load_hub(dataset_id: str, split: str = "train", config: str | None = None, m
 def push_to_hub(name: str, repo_id: str, token: str | None = None, private: bool = True,
                 data_dir: Path | None = None) -> str:
     """Push a saved dataset to the Hub; the token comes from the argument or HF_TOKEN."""
+    _dataset_dir(name, data_dir)
     token = token or os.environ.get("HF_TOKEN")
     if not token:
         raise DataError("no Hugging Face token: set HF_TOKEN (a write token) to push datasets")
@@ -245,15 +247,29 @@ def datasets_dir(data_dir: Path | None = None) -> Path:
     return paths.subdir("datasets", Path(data_dir) if data_dir else None)
 
 
+def _dataset_dir(name: str, data_dir: Path | None = None) -> Path:
+    """<data-dir>/datasets/<name>, for a name that passes the lab's one name check (labs.paths.child)."""
+    return paths.child(datasets_dir(data_dir), name, "dataset name", error=DataError)
+
+
+def _named(root: Path, name: str) -> bool:
+    """True when `name` passes the name check: lists offer only what the functions accept (no '.x', no links out)."""
+    try:
+        paths.child(root, name)
+    except paths.NameRefused:
+        return False
+    return True
+
+
 def list_datasets(data_dir: Path | None = None) -> list[str]:
     """Names of saved datasets, newest first."""
     d = datasets_dir(data_dir)
-    found = [p for p in d.iterdir() if (p / "meta.json").is_file() and (p / "hf").is_dir()]
+    found = [p for p in d.iterdir() if (p / "meta.json").is_file() and (p / "hf").is_dir() and _named(d, p.name)]
     return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
 
 
 def dataset_meta(name: str, data_dir: Path | None = None) -> dict:
-    p = datasets_dir(data_dir) / name / "meta.json"
+    p = _dataset_dir(name, data_dir) / "meta.json"
     if not p.is_file():
         raise DataError(f"no saved dataset named {name!r}; saved: {', '.join(list_datasets(data_dir)) or 'none'}")
     return json.loads(p.read_text())
@@ -263,7 +279,7 @@ def load_saved(name: str, data_dir: Path | None = None):
     """The saved dataset as a datasets.DatasetDict (train / validation / test, as present)."""
     import datasets
     dataset_meta(name, data_dir)
-    return datasets.load_from_disk(str(datasets_dir(data_dir) / name / "hf"))
+    return datasets.load_from_disk(str(_dataset_dir(name, data_dir) / "hf"))
 
 
 def save_dataset(name: str, dataset_dict, data_dir: Path | None = None, *, fmt: str | None = None,
@@ -273,8 +289,8 @@ def save_dataset(name: str, dataset_dict, data_dir: Path | None = None, *, fmt: 
     `dataset_dict`: a datasets.DatasetDict or {"train": [rows], ...}. Refuses to replace an existing
     dataset unless overwrite=True; writes into a temporary folder first so a failure leaves nothing half-written."""
     import datasets
-    if not _NAME.match(name or ""):
-        raise DataError(f"dataset name {name!r}: use letters, digits, '-', '_' or '.', up to 64 characters")
+    final = _dataset_dir(name, data_dir)
+    name = final.name
     if not isinstance(dataset_dict, datasets.DatasetDict):
         try:
             dataset_dict = datasets.DatasetDict({k: datasets.Dataset.from_list(list(v))
@@ -283,8 +299,7 @@ def save_dataset(name: str, dataset_dict, data_dir: Path | None = None, *, fmt: 
             raise DataError(f"rows cannot be stored together: {str(e).splitlines()[0][:200]}") from None
     if not len(dataset_dict):
         raise DataError("nothing to save: every split is empty")
-    root = datasets_dir(data_dir)
-    final = root / name
+    root = final.parent
     if final.exists() and not overwrite:
         raise DataError(f"a dataset named {name!r} already exists; choose another name or allow overwrite")
     tmp = root / f".{name}.tmp-{os.getpid()}"

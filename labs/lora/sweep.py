@@ -16,7 +16,6 @@ alpha/r stays 2 and the comparison is about capacity, not step size (or set use_
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
@@ -33,9 +32,8 @@ def sweeps_dir() -> Path:
 
 
 def _record_path(name: str) -> Path:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name or ""):
-        raise LoraError(f"sweep name '{name}': use letters, digits, '-', '_' or '.' (at most 64)")
-    return sweeps_dir() / f"{name}.json"
+    """<data-dir>/sweeps/<name>.json, for a name that passes the lab's one name check (labs.paths.child)."""
+    return paths.child(sweeps_dir(), name, "sweep name", error=LoraError, suffix=".json")
 
 
 def sweep_configs(ranks: list[int], alphas: list[float] | None = None, *, model: str | None = None,
@@ -90,8 +88,8 @@ def sweep_configs(ranks: list[int], alphas: list[float] | None = None, *, model:
 def start_sweep(name: str | None, ranks: list[int], alphas: list[float] | None = None, **kw) -> dict:
     """Submit one SFT run per point (they run one at a time through the queue) and save the record."""
     from labs import runs
-    name = name or time.strftime("sweep-%Y%m%d-%H%M%S")
-    path = _record_path(name)
+    path = _record_path(name or time.strftime("sweep-%Y%m%d-%H%M%S"))
+    name = path.stem
     if path.exists():
         raise LoraError(f"sweep '{name}' exists already; pick another name (or open it)")
     configs = sweep_configs(ranks, alphas, **kw)
@@ -109,12 +107,18 @@ def start_sweep(name: str | None, ranks: list[int], alphas: list[float] | None =
 def load_sweep(name: str) -> dict:
     path = _record_path(name)
     if not path.exists():
-        raise LoraError(f"no sweep '{name}' in {sweeps_dir()}")
+        raise LoraError(f"no sweep '{path.stem}' in {sweeps_dir()}")
     return json.loads(path.read_text())
 
 
 def list_sweeps() -> list[str]:
-    return sorted((p.stem for p in sweeps_dir().glob("*.json")), reverse=True)
+    names = []
+    for p in sweeps_dir().glob("*.json"):
+        try:  # offer only what load_sweep accepts: no '.x.json', no links out of sweeps/
+            names.append(_record_path(p.stem).stem)
+        except LoraError:
+            pass
+    return sorted(names, reverse=True)
 
 
 def run_result(run) -> dict:

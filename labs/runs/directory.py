@@ -172,10 +172,10 @@ def slug(text: str) -> str:
 
 
 def get(run_id: str) -> Run:
-    run_id = str(run_id).strip()
-    d = runs_dir() / run_id
-    if not run_id or "/" in run_id or not d.is_dir():
-        raise RunError(f"no run '{run_id}' in {runs_dir()}")
+    """The run named `run_id` (a folder of runs/); stop, kill, resume, delete, wait and the UI all come here."""
+    d = paths.child(runs_dir(), run_id, "run id", error=RunError)  # '..', 'a/b', links out of runs/ refused
+    if not d.is_dir():
+        raise RunError(f"no run '{d.name}' in {runs_dir()}")
     return Run(d)
 
 
