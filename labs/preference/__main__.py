@@ -89,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        print("\ncommands: make-pairs, export, simulate (each has --help); training: --config run.yaml")
+        print("usage: python -m labs.preference {make-pairs,export,simulate} ... | --config run.yaml\n")
+        import labs.preference
+        print(labs.preference.__doc__.strip())
+        print("\nEach command has --help.")
         return 0
     from labs.preference.recipe import main as recipe
     return recipe(argv)

@@ -141,6 +141,9 @@ def delete(run_id: str) -> None:
     run = get(run_id)
     if run.status().get("state") in ACTIVE:
         raise RunError(f"run {run.id} is still active; stop or kill it first")
+    if run.dir.is_symlink():  # a link inside runs/: remove the link, never what it points to
+        run.dir.unlink()
+        return
     shutil.rmtree(run.dir)
 
 
