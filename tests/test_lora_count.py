@@ -13,6 +13,7 @@ from transformers import AutoModel, AutoModelForCausalLM, BertConfig, GPT2Config
 
 from labs import lora
 from labs.lora import LoraError
+from labs.lora.__main__ import main as lora_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,14 +116,15 @@ def test_cli_on_config_only_dir(tmp_path, capsys):
     cfg_dir = tmp_path / "cfg-only"
     CONFIGS["gpt2"][0]().save_pretrained(cfg_dir)
     assert sorted(p.name for p in cfg_dir.iterdir()) == ["config.json"]
-    assert lora.main(["count", "--model", str(cfg_dir), "--rank", "8", "--targets", "c_attn"]) == 0
+    assert lora_cli(["count", "--model", str(cfg_dir), "--rank", "8", "--targets", "c_attn"]) == 0
     out = capsys.readouterr().out
     assert "c_attn" in out and f"trainable params: {2 * 8 * (64 + 192):,}" in out
-    assert lora.main(["count", "--model", str(cfg_dir), "--rank", "8", "--targets", "q_proj"]) == 2
+    assert lora_cli(["count", "--model", str(cfg_dir), "--rank", "8", "--targets", "q_proj"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'q_proj' is not a layer" in err and "c_attn" in err
 
 
+@pytest.mark.slow
 def test_cli_default_model_and_exit_codes(tmp_path):
     """The real command: prints each target's count and the total; bad input exits 2 with one line."""
     env_cmd = [sys.executable, "-m", "labs.lora", "count", "--rank"]
@@ -139,6 +141,6 @@ def test_cli_bad_rank_and_unknown_model(tmp_path, capsys):
     for args, needle in ((["--rank", "x", "--targets", "q_proj"], "rank 'x'"),
                          (["--rank", "0", "--targets", "q_proj"], "rank 0"),
                          (["--model", str(tmp_path / "missing"), "--targets", "q_proj"], "not found")):
-        assert lora.main(["count", *args]) == 2
+        assert lora_cli(["count", *args]) == 2
         err = capsys.readouterr().err
         assert needle in err and err.count("\n") == 1, err

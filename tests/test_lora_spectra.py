@@ -71,9 +71,16 @@ def test_adapter_spectra_match_peft_delta_weight(tiny_model_dir, tmp_path, rslor
         assert lay.relative_norm == pytest.approx(float(delta.norm() / w.norm()), rel=1e-4)
         assert 1 <= lay.effective_rank <= 4
     rows = lora_spectra.spectra_rows(res)
-    assert rows[0]["effective rank (90%)"] == res.layers[0].effective_rank
-    fig = lora_plots.spectra_figure(res)
-    assert len(fig.axes) >= 2
+    assert [r["effective rank (90%)"] for r in rows] == [lay.effective_rank for lay in res.layers]
+    # the figure: σ_k per module type = the median over its 2 layers; one bar of effective rank per layer
+    import statistics
+    ax, ax2, *_ = lora_plots.spectra_figure(res).axes
+    for line, kind in zip(ax.lines, ("q_proj", "v_proj")):
+        svs = [lay.singular_values for lay in res.layers if lay.module.endswith(kind)]
+        assert line.get_label() == f"{kind} (2)"
+        assert list(line.get_xdata()) == [1, 2, 3, 4]
+        assert list(line.get_ydata()) == pytest.approx([statistics.median(c) for c in zip(*svs)])
+    assert [b.get_height() for b in ax2.patches] == [lay.effective_rank for lay in res.layers]
 
 
 def test_trained_adapter_and_subspace_similarity(tiny_model_dir, tmp_path):
@@ -81,7 +88,9 @@ def test_trained_adapter_and_subspace_similarity(tiny_model_dir, tmp_path):
     make_adapter(tiny_model_dir, tmp_path / "r8", r=8, train_steps=3, seed=1)
     res = lora_spectra.adapter_spectra(tmp_path / "r8")
     assert all(lay.delta_norm > 0 and lay.relative_norm > 0 for lay in res.layers)  # B moved off zero
-    assert "effective rank" in res.summary()
+    eff = sorted(lay.effective_rank for lay in res.layers)
+    assert res.summary().startswith(f"4 adapted layers, rank 8, scaling {19 / 8:.4g}: effective rank "
+                                    f"(σ for 90% of energy) median {eff[2]}, max {eff[-1]} of 8; ‖ΔW‖/‖W‖ median ")
 
     sim = lora_spectra.subspace_similarity(tmp_path / "r2", tmp_path / "r8", "layers.1.self_attn.v_proj")
     assert sim.phi.shape == (2, 8) and sim.module == "model.layers.1.self_attn.v_proj"
@@ -98,8 +107,11 @@ def test_trained_adapter_and_subspace_similarity(tiny_model_dir, tmp_path):
     same = lora_spectra.subspace_similarity(tmp_path / "r8", tmp_path / "r8")
     torch.testing.assert_close(torch.diagonal(same.phi), torch.ones(8, dtype=torch.float64))  # a space vs itself
     assert len(sim.per_module_phi11) == 4
-    fig = lora_plots.similarity_figure(sim)
-    assert fig.axes
+    ax, colorbar = lora_plots.similarity_figure(sim, "r2", "r8").axes
+    import numpy as np
+    np.testing.assert_array_equal(ax.images[0].get_array(), sim.phi.numpy())  # the heatmap is φ itself
+    assert ax.get_title() == "subspace similarity, layers.1.self_attn.v_proj"
+    assert ax.get_ylabel() == "i (top-i directions of r2, r=2)" and ax.get_xlabel() == "j (top-j directions of r8, r=8)"
 
 
 def test_run_dir_and_bad_inputs(tiny_model_dir, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 
 from labs import lora
 from labs.lora import plots as lora_plots, sweep as lora_sweep
+from labs.lora.__main__ import main as lora_cli
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +26,7 @@ def swept(tiny_model_dir, tmp_path_factory):
         yield d, rec, results
 
 
+@pytest.mark.slow
 def test_sweep_trains_every_rank_with_the_same_budget(swept, tiny_model_dir):
     d, rec, results = swept
     on_disk = json.loads((d / "sweeps" / "tiny.json").read_text())
@@ -46,7 +48,12 @@ def test_sweep_trains_every_rank_with_the_same_budget(swept, tiny_model_dir):
     assert has_base == [True, False]
     assert results[1]["base_metric_value"] == results[0]["base_metric_value"] is not None
     fig = lora_plots.sweep_figure(results)
-    assert sum(len(ax.lines) for ax in fig.axes) >= 4
+    assert fig.get_suptitle() == "rank sweep: 2/2 runs finished"
+    for ax, key in zip(fig.axes, ("eval_loss", "metric_value", "train_seconds", "trainable_params")):
+        (line, *base) = ax.lines  # one line over rank (+ the base model's level on the metric panel)
+        assert list(line.get_xdata()) == [1, 4], key
+        assert list(line.get_ydata()) == pytest.approx([r[key] for r in results]), key
+    assert list(fig.axes[1].lines[1].get_ydata()) == [results[0]["base_metric_value"]] * 2
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LAB_DATA_DIR", str(d))
         rows = lora_sweep.sweep_rows("tiny")
@@ -54,6 +61,7 @@ def test_sweep_trains_every_rank_with_the_same_budget(swept, tiny_model_dir):
     assert [r["rank"] for r in rows] == [1, 4] and rows[0]["step"] == "3/3"
 
 
+@pytest.mark.slow
 def test_tab_through_gradio_client(swept, tiny_model_dir, monkeypatch, serve_tab):
     from components import lora_tab
     d, rec, _ = swept
@@ -121,16 +129,22 @@ def test_sweep_configs_pair_ranks_and_alphas(data_dir):
     res = [{"rank": 8, "alpha": a, "eval_loss": 1 / a, "state": "finished"} for a in (4, 16, 64)]
     assert lora_plots.sweep_figure(res).axes[0].get_xlabel() == "lora_alpha"
     # a sweep whose runs are all still queued draws empty panels instead of failing
-    assert lora_plots.sweep_figure([{"rank": 1, "alpha": 2, "state": "queued"}, {"rank": 2, "alpha": 4, "state": "queued"}])
+    fig = lora_plots.sweep_figure([{"rank": 1, "alpha": 2, "state": "queued"}, {"rank": 2, "alpha": 4, "state": "queued"}])
+    assert fig.get_suptitle() == "rank sweep: 0/2 runs finished" and len(fig.axes) == 4
+    for ax in fig.axes:
+        assert all(len(line.get_xdata()) == 0 for line in ax.lines) and ax.get_xscale() == "linear"
+        assert [t.get_text() for t in ax.texts] == ["waiting for results"]
 
 
 def test_sweep_cli_bad_input(data_dir, capsys):
-    assert lora.main(["sweep", "--ranks", "0,4", "--steps", "50"]) == 2
-    assert "between 1 and 1024" in capsys.readouterr().err
-    assert lora.main(["sweep", "--ranks", "two"]) == 2
-    assert lora.main(["sweep-status", "nope"]) == 2
-    assert "no sweep 'nope'" in capsys.readouterr().err
-    assert not list((data_dir / "runs").glob("*")) if (data_dir / "runs").exists() else True  # nothing submitted
+    for args, needle in ((["sweep", "--ranks", "0,4", "--steps", "50"], "between 1 and 1024"),
+                         (["sweep", "--ranks", "two"], "'two'"),
+                         (["sweep-status", "nope"], "no sweep 'nope'")):
+        assert lora_cli(args) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and needle in err, err
+    # nothing was submitted or recorded
+    assert [p for p in data_dir.rglob("*") if p.is_file()] == []
 
 
 def test_sweep_rows_share_columns_while_running(monkeypatch):

@@ -65,9 +65,10 @@ def test_unsupported_architecture_is_reported(tmp_path):
 
 def test_device_and_dtype_choice():
     dev = models.pick_device("auto")
-    assert dev.type in ("cpu", "cuda", "mps")
-    if dev.type == "cpu":
-        assert models.pick_dtype(dev) is torch.float32  # CPU keeps fp32 weights
+    want = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert dev.type == want
+    assert models.pick_device("cpu").type == "cpu"
+    assert models.pick_dtype(torch.device("cpu")) is torch.float32  # CPU keeps fp32 weights
     assert models.pick_dtype(torch.device("cpu"), "bf16") is torch.bfloat16
     with pytest.raises(models.ModelError, match="dtype 'int3'"):
         models.pick_dtype(torch.device("cpu"), "int3")
@@ -84,16 +85,34 @@ def test_local_dir_and_adapter_specs(tmp_path, tiny_model_dir):
     a = models.resolve(str(tmp_path / "adapter"))
     assert a.kind == "adapter" and a.base.kind == "local" and a.base.path == str(tiny_model_dir)
     loaded = models.load(str(tmp_path / "adapter"), device="cpu")
-    from peft import PeftModel
-    assert isinstance(loaded.model, PeftModel)
-    text = generate.chat(loaded, "hi", max_new_tokens=3)
-    assert isinstance(text, str)
+    # the loaded adapter is the saved one: same logits as the in-memory PEFT model, not the base model's
+    ids = torch.tensor([[1, 5, 42, 7, 99]])
+    peft_model.eval()
+    with torch.no_grad():
+        want, got = peft_model(input_ids=ids).logits, loaded.model(input_ids=ids).logits
+        with peft_model.disable_adapter():
+            plain = peft_model(input_ids=ids).logits
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(plain, want)  # init_lora_weights=False: the adapter changes the output
+    # chat = the chat template + greedy decoding of the adapted model, done here by hand
+    tok = loaded.tokenizer
+    prompt = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True,
+                                     return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        out = peft_model.generate(**prompt, max_new_tokens=3, do_sample=False, pad_token_id=tok.pad_token_id)
+    reference = tok.decode(out[0, prompt["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    assert generate.chat(loaded, "hi", max_new_tokens=3) == reference
 
 
-def test_cache_reuses_loaded_models(tiny_model_dir):
+def test_cache_reuses_loaded_models(tiny_model_dir, tmp_path, default_tokenizer):
+    from conftest import make_tiny_model
     cache = models.ModelCache(size=1)
     a = cache.get(str(tiny_model_dir), device="cpu")
     assert cache.get(str(tiny_model_dir), device="cpu") is a
+    other = make_tiny_model(tmp_path / "other", default_tokenizer, seed=1)
+    b = cache.get(str(other), device="cpu")  # size 1: the first model makes room
+    assert b is not a and cache.loaded_specs() == [str(other)]
+    assert cache.get(str(tiny_model_dir), device="cpu") is not a  # loaded again, not kept
 
 
 def test_cli_errors_are_one_line(capsys, monkeypatch):
@@ -103,6 +122,7 @@ def test_cli_errors_are_one_line(capsys, monkeypatch):
     assert len(err) == 1 and err[0].startswith("error: model 'no such model'")
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_real_default_model_loads_offline_and_answers(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

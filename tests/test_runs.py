@@ -13,6 +13,7 @@ import pytest
 
 from labs import runs
 from labs.runs import control
+from labs.runs.__main__ import main as runs_cli
 from labs.runs.directory import proc_alive
 
 
@@ -34,6 +35,7 @@ def wait_for(pred, timeout=120, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.slow
 def test_start_progress_stop_resume_and_crash(data_dir, tiny_model_dir):
     run = runs.submit("sft", tiny_config(tiny_model_dir), name="lifecycle")
     assert (run.dir / "config.yaml").exists()
@@ -51,7 +53,10 @@ def test_start_progress_stop_resume_and_crash(data_dir, tiny_model_dir):
     assert ckpt is not None
     stopped_at = int(ckpt.name.split("-")[1])
     rec = run.record()
-    assert rec["versions"]["trl"] and rec["model_source"]["kind"] == "local" and rec.get("data_hash")
+    import re
+    import trl
+    assert rec["versions"]["trl"] == trl.__version__ and rec["model_source"]["kind"] == "local"
+    assert re.fullmatch(r"[0-9a-f]{16}", rec["data_hash"]), rec["data_hash"]
 
     # Resume continues from the checkpoint, not from step 0.
     runs.resume(run.id)
@@ -71,6 +76,7 @@ def test_start_progress_stop_resume_and_crash(data_dir, tiny_model_dir):
     assert "Resume continues from" in error_markdown(run.id)
 
 
+@pytest.mark.slow
 def test_failed_job_reports_error_and_log(data_dir, tiny_model_dir):
     run = runs.submit("sft", tiny_config(tiny_model_dir, dataset="no-such-dataset"))
     st = runs.wait(run.id, timeout_s=120)
@@ -86,13 +92,19 @@ def test_failed_job_reports_error_and_log(data_dir, tiny_model_dir):
     assert st["state"] == "failed" and st["error"].startswith("learning_rate"), st
 
 
+@pytest.mark.slow
 def test_queue_runs_one_job_at_a_time(data_dir, tiny_model_dir):
     first = runs.submit("sft", tiny_config(tiny_model_dir), name="first")
     second = runs.submit("sft", tiny_config(tiny_model_dir), name="second")
     wait_for(lambda: first.status()["state"] == "running", what="first running")
-    time.sleep(2)
-    st2 = second.status()
-    assert st2["state"] == "queued" and st2["queue_position"] == 1
+
+    def first_trains_while_second_waits():
+        st2 = second.status()
+        assert st2["state"] == "queued" and st2["queue_position"] == 1, st2  # checked at every poll
+        return len([r for r in first.metrics() if r.get("loss") is not None]) >= 3
+    # the second job is alive and polling the queue lock the whole time the first one logs 3 steps
+    wait_for(first_trains_while_second_waits, what="3 steps of the first run while the second waits")
+    assert proc_alive(second.status()["pid"], second.status()["pid_started"])
     # Hard kill: the whole process tree ends at once, and the next job in the queue starts.
     pid = first.status()["pid"]
     runs.kill(first.id)
@@ -103,7 +115,7 @@ def test_queue_runs_one_job_at_a_time(data_dir, tiny_model_dir):
     assert runs.wait(second.id)["state"] == "stopped"
 
 
-def test_corrupt_and_refused(data_dir, monkeypatch):
+def test_corrupt_and_refused(data_dir, monkeypatch, capsys):
     bad = runs.runs_dir() / "20260101-000000-broken-0000"
     bad.mkdir()
     (bad / "status.json").write_text("{not json")
@@ -121,13 +133,31 @@ def test_corrupt_and_refused(data_dir, monkeypatch):
     with pytest.raises(runs.RunError, match="no run 'missing'"):
         runs.stop("missing")
     monkeypatch.setattr(control, "MIN_FREE_GB", 1e9)
-    with pytest.raises(runs.RunError, match="GB free"):
+    with pytest.raises(runs.RunError, match=r"only [\d.]+ GB free .* at least 1e\+09 GB"):
         runs.submit("sft", {})
-    assert runs.main(["stop"]) == 2
+    assert sorted(p.name for p in runs.runs_dir().iterdir()) == [bad.name, half.name]  # no run created
+    capsys.readouterr()
+    assert runs_cli(["stop"]) == 2
+    assert capsys.readouterr().err == "error: 'stop' needs a RUN_ID (see: python -m labs.runs list)\n"
 
 
 def test_delete_refuses_active_and_removes_finished(data_dir):
-    run = runs.create("sft", {"model": "x"})
-    run.set_status(state="finished")
-    runs.delete(run.id)
-    assert not run.dir.exists()
+    import psutil
+    active = runs.create("sft", {"model": "x"}, name="active")
+    # a live process (this test's own) stands in for the job: the run is really active
+    active.set_status(state="running", pid=os.getpid(), pid_started=psutil.Process().create_time())
+    (active.dir / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n')
+    before = {p.name: p.read_bytes() for p in active.dir.iterdir()}
+    with pytest.raises(runs.RunError, match=f"run {active.id} is still active; stop or kill it first"):
+        runs.delete(active.id)
+    assert {p.name: p.read_bytes() for p in active.dir.iterdir()} == before  # nothing removed or rewritten
+    assert runs.get(active.id).status()["state"] == "running"
+    assert runs_cli(["delete", active.id]) == 2 and active.dir.is_dir()  # the CLI refuses too
+
+    done = runs.create("sft", {"model": "x"}, name="done")
+    done.set_status(state="finished")
+    runs.delete(done.id)
+    assert not done.dir.exists()
+    assert [r.id for r in runs.list_runs()] == [active.id]  # only the finished one went
+    with pytest.raises(runs.RunError, match=f"no run '{done.id}'"):
+        runs.delete(done.id)

@@ -70,6 +70,7 @@ def test_messages_rows_learn_every_assistant_turn(default_tokenizer):
     assert "hi" not in trained.replace("hello", "") and "2+2" not in trained
 
 
+@pytest.mark.slow
 def test_three_steps_change_the_trainable_parameters(tiny_model_dir, tiny_jsonl, tmp_path):
     import torch
     from labs.sft.recipe import NullSession, build_trainer
@@ -89,6 +90,7 @@ def test_three_steps_change_the_trainable_parameters(tiny_model_dir, tiny_jsonl,
             assert all(".layers.1." in n or n.endswith("model.norm.weight") for n in named)
 
 
+@pytest.mark.slow
 def test_early_stopping_stops_when_validation_loss_stalls(tiny_model_dir, tiny_jsonl, tmp_path):
     from labs.sft.recipe import NullSession, build_trainer
     # 1e-12 cannot move fp32 weights of this size: the eval loss repeats exactly -> no improvement
@@ -105,6 +107,7 @@ def _run_dir(cfg: SFTRunConfig):
     return runs.create("sft", cfg.to_dict())
 
 
+@pytest.mark.slow
 def test_headless_cli_then_resume(data_dir, tiny_model_dir, tiny_jsonl):
     from labs import runs
     from labs.sft.recipe import main
@@ -145,6 +148,7 @@ def test_cli_refuses_a_bad_config_in_one_line(tmp_path):
     assert p.stderr.strip() == "error: learning_rate: between 0 and 0.01, got -1"
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes(data_dir, tiny_model_dir, tiny_jsonl):
     run = _run_dir(_cfg(tiny_model_dir, tiny_jsonl, max_steps=2, batch_size=2))
     env = {**os.environ, "LAB_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1"}
@@ -176,6 +180,7 @@ def test_dataset_by_saved_name_jsonl_path_and_messages(data_dir, tmp_path):
         load_splits("nope")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method,padding_free", [("lora", True), ("full", False)])
 def test_answer_head_gives_trls_loss_and_gradients(tiny_model_dir, tiny_jsonl, tmp_path, method, padding_free):
     """Scoring only the trained positions (labs.sft.trainer) is an optimisation, not a different loss."""
@@ -205,6 +210,7 @@ def test_answer_head_gives_trls_loss_and_gradients(tiny_model_dir, tiny_jsonl, t
         assert m_ours[k] == pytest.approx(m_trl[k], rel=1e-4), k
 
 
+@pytest.mark.slow
 def test_row_attention_gives_sdpas_loss_and_gradients(tiny_model_dir, tiny_jsonl, tmp_path):
     """Per-row attention on a padding-free batch (labs.sft.trainer) equals SDPA over the batch under its mask."""
     import torch

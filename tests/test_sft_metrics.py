@@ -64,8 +64,16 @@ def test_form_strings_are_coerced_and_yaml_round_trips():
 
 
 def test_presets_and_help_cover_every_field():
-    for name in PRESETS:
-        assert isinstance(preset(name), SFTRunConfig)
+    defaults = SFTRunConfig().to_dict()
+    for name, values in PRESETS.items():
+        got = preset(name).to_dict()
+        assert {k: got[k] for k in values} == values, name                 # the preset's own values
+        assert {k: v for k, v in got.items() if k not in values} == {k: v for k, v in defaults.items()
+                                                                      if k not in values}, name  # the rest default
+    assert preset("instruction", max_steps=3).max_steps == 3                # an override wins over the preset
+    with pytest.raises(ConfigError, match="no preset 'nope'"):
+        preset("nope")
     assert preset("sentiment").metric() == "classification" and preset("qa").metric() == "qa"
+    assert preset("instruction").metric() == "exact_match"
     missing = set(SFTRunConfig().to_dict()) - set(HELP)
     assert not missing, missing

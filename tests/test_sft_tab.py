@@ -7,6 +7,16 @@ import json
 import pytest
 
 
+def greedy_answer(model, tok, prompt: str, max_new_tokens: int) -> str:
+    """Reference: the chat template and greedy decoding, by hand with transformers."""
+    import torch
+    enc = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+    return tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+
 @pytest.fixture
 def client(data_dir, tiny_model_dir, serve_tab):
     from components import sft_tab
@@ -14,6 +24,7 @@ def client(data_dir, tiny_model_dir, serve_tab):
         yield c
 
 
+@pytest.mark.slow
 def test_sft_tab_end_to_end(client, tiny_model_dir, tmp_path, data_dir):
     from labs import runs
     from labs.sft.config import SFTRunConfig
@@ -48,16 +59,28 @@ def test_sft_tab_end_to_end(client, tiny_model_dir, tmp_path, data_dir):
     assert "learning_rate" in msg and not runs.list_runs()
 
     run_id, msg = client.predict(*args, api_name="/sft_start")
-    assert run_id and "Started" in msg
+    assert [r.id for r in runs.list_runs()] == [run_id] and "Started" in msg
     st = runs.wait(run_id, timeout_s=400)
     assert st["state"] == "finished", runs.get(run_id).log_tail()
 
     overlay, extra, gens, metrics_md, preds = client.predict(run_id, [], api_name="/sft_details")
-    assert "accuracy" in metrics_md and "base" in metrics_md and gens["data"]
+    run_dir = runs.get(run_id).dir
+    m = json.loads((run_dir / "eval_metrics.json").read_text())
+    for k in ("accuracy", "f1"):  # the run's held-out numbers, base next to fine-tuned
+        assert f"| {k} | {m['base/' + k]} | {m[k]} |" in metrics_md, metrics_md
+    logged = [g for r in runs.get(run_id).metrics() if "eval_generations" in r for g in r["eval_generations"]]
+    assert gens["headers"] == ["step", "prompt", "answer", "reference"] and len(gens["data"]) == len(logged) == 1
+    assert gens["data"][0][0] == 2 and gens["data"][0][2:] == [logged[0]["answer"], logged[0]["reference"]]
 
     base_answer, tuned_answer = client.predict(run_id, str(tiny_model_dir), "Review: fine.", 8,
                                                api_name="/sft_compare")
-    assert isinstance(base_answer, str) and isinstance(tuned_answer, str)
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), run_dir / "adapter")
+    assert base_answer == greedy_answer(base, tok, "Review: fine.", 8)
+    assert tuned_answer == greedy_answer(tuned, tok, "Review: fine.", 8)
 
     note, card = client.predict(run_id, "", "", api_name="/sft_export")
     merged = runs.get(run_id).dir / "merged"
