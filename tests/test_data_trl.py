@@ -23,6 +23,7 @@ def _convert(src, to, out):
     return out
 
 
+@pytest.mark.slow  # a CLI conversion and a TRL trainer: 3-10 s each on 2 loaded cores
 @pytest.mark.parametrize("kind", ["dpo", "kto"])
 def test_converted_file_trains_two_steps(kind, tiny_model_dir, tmp_path):
     from datasets import load_dataset
