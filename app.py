@@ -96,7 +96,7 @@ def build(default_model: str | None = None):
                 choices=[default_model] + [r for _, r in _adapter_choices(runs)], value=default_model,
                 allow_custom_value=True, label="Model (Hub id, local directory, or a run's adapter)", scale=3)
         header = gr.Markdown(MODEL.header(default_model))
-        header_timer = gr.Timer(1.0)
+        header_timer = gr.Timer(1.0, active=False)  # ticks only while this session's model is loading
         ctx = AppContext(paths.data_dir(), model_spec)
 
         for title, module, teaches in TABS:
@@ -110,11 +110,12 @@ def build(default_model: str | None = None):
             if not (spec or "").strip():
                 raise gr.Error("Model: give a Hub id, a local directory, or a run directory.")
             MODEL.load_async(spec.strip())
-            return MODEL.header(spec.strip()), gr.Timer(active=True)
+            return MODEL.header(spec.strip()), gr.Timer(active=MODEL.state(spec.strip()) == "loading")
 
         def tick(spec):
             spec = (spec or "").strip()
-            return MODEL.header(spec), gr.Timer(active=MODEL.state(spec) not in ("ready", "error"))
+            # 'idle' (--no-preload, nothing picked) stops it too: only a loading model changes the header
+            return MODEL.header(spec), gr.Timer(active=MODEL.state(spec) == "loading")
 
         model_spec.change(on_pick, model_spec, [header, header_timer], queue=False, api_name="pick_model")
         header_timer.tick(tick, model_spec, [header, header_timer], queue=False, show_progress="hidden",
@@ -174,8 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         MODEL.load_async(a.model or DEFAULT_MODEL)
     print(f"Fine-tuning Lab: http://{a.host}:{a.port}  (data: {paths.data_dir()})", flush=True)
     import gradio as gr
+
+    from components.keys import KEYS_JS
     demo.queue(default_concurrency_limit=4).launch(
-        server_name=a.host, server_port=a.port, share=a.share, show_error=True, quiet=True,
+        server_name=a.host, server_port=a.port, share=a.share, show_error=True, quiet=True, head=KEYS_JS,
         theme=gr.themes.Soft(primary_hue="indigo"), allowed_paths=[str(paths.data_dir())],
         # uploads over the limit are refused before they reach the disk (labs.data checks it again)
         max_file_size=f"{os.environ.get('LAB_MAX_UPLOAD_MB', '200')}mb")

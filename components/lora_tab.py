@@ -13,7 +13,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from components.shared import GPU_QUEUE
+from components.shared import GPU_QUEUE, is_live, run_view
 from labs import lora
 from labs.lora import LoraError
 from labs.sft.config import PRESETS
@@ -123,6 +123,38 @@ def sweep_status(name):
     if failed:
         md += " · " + "; ".join(f"r={r['rank']} {r['state']}: {r.get('error') or ''}" for r in failed)[:600]
     return pd.DataFrame(rows, dtype=object), lora_plots.sweep_figure(results, title=f"sweep {name}"), md
+
+
+def sweep_view(name):
+    """What the sweep's table and plot are drawn from, read cheaply: each point's run id, state and
+    metrics.jsonl stat (components.shared.RunView without status.json's once-a-second rewrite)."""
+    from labs.lora import sweep as lora_sweep
+    if not name:
+        return None
+    try:
+        points = lora_sweep.load_sweep(name)["points"]
+    except (LoraError, OSError, ValueError):
+        return (name,)
+    return (name, *(run_view(p["run_id"])._replace(status=None) for p in points))
+
+
+def _sweep_live(view) -> bool:
+    return bool(view) and any(is_live(v) for v in view[1:])
+
+
+def sweep_show(name):
+    """Draw the sweep now (picked, started); the timer runs only while one of its points can still change."""
+    view = sweep_view(name)  # read before drawing: a change made meanwhile is drawn at the next tick
+    return (*sweep_status(name), view, gr.Timer(active=_sweep_live(view)))
+
+
+def sweep_tick(name, seen):
+    """A timer tick: nothing is sent when no point moved; the timer stops once every point has ended."""
+    view = sweep_view(name)
+    timer = gr.skip() if _sweep_live(view) else gr.Timer(active=False)
+    if view == seen:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), timer
+    return (*sweep_status(name), view, timer)
 
 
 def sweep_stop(name):
@@ -261,7 +293,8 @@ def build(ctx) -> None:
             sw_status = gr.Markdown()
             sw_table = gr.Dataframe(interactive=False)
             sw_plot = gr.Plot()
-            sw_timer = gr.Timer(3.0)
+            sw_timer = gr.Timer(3.0, active=False)  # on while a picked sweep has a queued/running point
+            sw_seen = gr.State(None)  # per browser session: the sweep_view on screen
 
         with gr.Tab("Inside an adapter"):
             gr.Markdown("Singular values of each learned update ΔW = scaling·B·A (PEFT's scaling, rsLoRA-aware), "
@@ -294,11 +327,14 @@ def build(ctx) -> None:
     sw_start.click(sweep_start, [sw_name, header, sw_ranks, sw_alpha_mode, sw_alpha, sw_targets, sw_steps, sw_lr,
                                  sw_eval, sw_rslora, sw_batch], [sw_pick, sw_msg], api_name="lora_sweep_start")
     sw_stop.click(sweep_stop, sw_pick, sw_msg, api_name="lora_sweep_stop")
-    gr.on([sw_pick.change, sw_timer.tick], sweep_status, sw_pick, [sw_table, sw_plot, sw_status],
-          queue=False, show_progress="hidden", api_visibility="private")
+    sw_out = [sw_table, sw_plot, sw_status, sw_seen, sw_timer]
+    sw_pick.change(sweep_show, sw_pick, sw_out, queue=False, show_progress="hidden", api_visibility="private")
+    sw_timer.tick(sweep_tick, [sw_pick, sw_seen], sw_out, queue=False, show_progress="hidden",
+                  api_visibility="private")
     sw_refresh.click(sweep_choices, None, sw_pick, queue=False, api_visibility="private")
-    status_btn = gr.Button(visible=False)
-    status_btn.click(sweep_status, sw_pick, [sw_table, sw_plot, sw_status], api_name="lora_sweep_status")
+    # ↻ also redraws the sweep (the API's lora_sweep_status) and lets the next tick decide about the timer
+    sw_refresh.click(sweep_status, sw_pick, [sw_table, sw_plot, sw_status], api_name="lora_sweep_status").then(
+        lambda: (None, gr.Timer(active=True)), None, [sw_seen, sw_timer], queue=False, api_visibility="private")
     ad_refresh.click(lambda: (gr.update(choices=adapter_choices()),) * 2, None, [ad_a, ad_b], queue=False, api_visibility="private")
     ad_btn.click(spectra, ad_a, [ad_md, ad_table, ad_plot, ad_layer], api_name="lora_spectra", **GPU_QUEUE)
     sim_btn.click(similarity, [ad_a, ad_b, ad_layer], [sim_md, sim_plot], api_name="lora_similarity", **GPU_QUEUE)

@@ -163,6 +163,15 @@ def details(run_id, overlay):
     return loss, extra, table, md, preds
 
 
+def details_follow(run_id, overlay, seen, drawn):
+    """After the monitor drew (`seen`, its RunView): redraw the details only when the run's metrics or
+    state changed since they were last drawn (`drawn`), not for a status.json tick (step, ETA)."""
+    key = None if seen is None else (seen.run_id, seen.state, seen.metrics)
+    if key is None or key == drawn:
+        return gr.skip()
+    return (*details(run_id, overlay), key)
+
+
 def compare(run_id, base_model, prompt, max_new_tokens):
     """The same prompt to the base model and to the fine-tuned run, side by side."""
     from labs import generate, models
@@ -306,10 +315,11 @@ def build(ctx):
         api_visibility="private")
     load_btn.click(load_config, mon.run_id, form, api_name="sft_load_config", queue=False)
     detail_out = [overlay_plot, extra_plot, gens, task_md, preds]
-    mon.timer.tick(details, [mon.run_id, overlay], detail_out, queue=False, show_progress="hidden",
-                   api_name="sft_details")
-    gr.on([mon.run_id.change, overlay.change], details, [mon.run_id, overlay], detail_out, queue=False,
-          api_visibility="private")
+    drawn = gr.State(None)  # per browser session: (run id, state, metrics stat) the details were drawn from
+    # No timer of its own: it follows the monitor's draws (a pick, a tick), and the monitor's timer is off
+    # for an ended run, so a page left on a finished run asks for nothing.
+    mon.after_draw(details_follow, [mon.run_id, overlay, mon.seen, drawn], [*detail_out, drawn])
+    overlay.change(details, [mon.run_id, overlay], detail_out, queue=False, api_name="sft_details")
     overlay.focus(lambda: gr.update(choices=run_choices("sft")), None, overlay, queue=False, api_visibility="private")
     compare_btn.click(compare, [mon.run_id, ctx.model_spec, prompt, max_new], [base_out, tuned_out],
                       api_name="sft_compare", **GPU_QUEUE)

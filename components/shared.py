@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import gradio as gr
 
@@ -110,6 +111,50 @@ class RunMonitor:
     loss_plot: gr.Plot
     error: gr.Markdown
     timer: gr.Timer
+    seen: gr.State  # per browser session: the RunView on screen
+    draws: list     # the events that may redraw the run: pick / re-plot, timer tick, Stop / Kill / Resume
+
+    def after_draw(self, fn, inputs, outputs) -> None:
+        """Chain `fn` after each event that may have redrawn the run; `fn` reads `seen` to tell what changed.
+        (A gr.State's .change would be the natural trigger, but Gradio sends it only for queued events and
+        these run with queue=False.)"""
+        for event in self.draws:
+            event.then(fn, inputs, outputs, queue=False, show_progress="hidden", api_visibility="private")
+
+
+class RunView(NamedTuple):
+    """What a live view of a run is drawn from, read cheaply: two stats and status.json (psutil only for
+    an active run). Equal views: nothing to redraw."""
+    run_id: str | None
+    state: str | None
+    queue_position: int | None
+    metrics: tuple | None  # metrics.jsonl (size, mtime_ns): changes with every training log
+    status: tuple | None   # status.json (size, mtime_ns): rewritten about once a second while training
+
+
+def _stat(path: Path) -> tuple | None:
+    try:
+        s = path.stat()
+    except OSError:
+        return None
+    return s.st_size, s.st_mtime_ns
+
+
+def run_view(run_id: str | None) -> RunView:
+    if not run_id:
+        return RunView(None, None, None, None, None)
+    try:
+        run = runs.get(run_id)
+    except runs.RunError:
+        return RunView(run_id, "missing", None, None, None)
+    st = run.status()
+    return RunView(run_id, st.get("state"), st.get("queue_position"), _stat(run.dir / "metrics.jsonl"),
+                   _stat(run.dir / "status.json"))
+
+
+def is_live(view: RunView | None) -> bool:
+    """A run that can still change (queued, running, stopping): its view keeps ticking."""
+    return view is not None and view.state in runs.ACTIVE
 
 
 def refresh(run_id, smoothing=0.0, log_scale=False):
@@ -132,6 +177,27 @@ def _act(action, run_id):
     return status_markdown(run_id)
 
 
+def show(run_id, smoothing=0.0, log_scale=False):
+    """Draw the run now (picked, re-plotted, after Stop/Kill/Resume); the timer runs only while the run
+    can still change. The view is read before drawing, so a change made meanwhile is drawn at the next tick."""
+    view = run_view(run_id)
+    return (*refresh(run_id, smoothing, log_scale), view, gr.Timer(active=is_live(view)))
+
+
+def tick(run_id, smoothing, log_scale, seen):
+    """A timer tick: skip every output when the run is as last drawn, redraw the loss figure only when
+    metrics.jsonl changed, and switch the timer off once the run has ended (finished, failed, ...)."""
+    view = run_view(run_id)
+    timer = gr.skip() if is_live(view) else gr.Timer(active=False)
+    if view == seen:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), timer
+    if seen is None or (view.run_id, view.metrics) != (seen.run_id, seen.metrics):
+        status, fig, error = refresh(run_id, smoothing, log_scale)
+    else:  # only status.json moved (step, ETA): the figure stays
+        status, fig, error = status_markdown(run_id), gr.skip(), error_markdown(run_id)
+    return status, fig, error, view, timer
+
+
 def run_monitor(prefix: str, recipe: str | None = None, every_s: float = 2.0) -> RunMonitor:
     """Progress with ETA, a live loss curve, Stop / Kill / Resume and the error panel for one run.
 
@@ -151,16 +217,23 @@ def run_monitor(prefix: str, recipe: str | None = None, every_s: float = 2.0) ->
             log_scale = gr.Checkbox(label="Log scale", value=False, scale=1)
         loss_plot = gr.Plot(label="Loss")
         error = gr.Markdown()
-    timer = gr.Timer(every_s)
+    # Off until a live run is picked: a page left open on a finished run (or on none) sends nothing.
+    timer = gr.Timer(every_s, active=False)
+    seen = gr.State(None)  # per browser session: the RunView on screen
 
-    timer.tick(refresh, [run_id, smoothing, log_scale], [status, loss_plot, error],
-               queue=False, show_progress="hidden", api_name=f"{prefix}_run_status")
-    gr.on([run_id.change, smoothing.release, log_scale.change], refresh,
-          [run_id, smoothing, log_scale], [status, loss_plot, error], queue=False, api_visibility="private")
+    inputs, outputs = [run_id, smoothing, log_scale], [status, loss_plot, error, seen, timer]
+    draws = [timer.tick(tick, [*inputs, seen], outputs, queue=False, show_progress="hidden",
+                        api_visibility="private"),
+             gr.on([run_id.change, smoothing.release, log_scale.change], show, inputs, outputs, queue=False,
+                   api_visibility="private")]
     refresh_btn.click(lambda: gr.Dropdown(choices=run_choices(recipe)), None, run_id, queue=False)
+    # ↻ also redraws the run (the API's {prefix}_run_status) and lets the next tick decide about the timer
+    refresh_btn.click(refresh, inputs, [status, loss_plot, error], queue=False, api_name=f"{prefix}_run_status").then(
+        lambda: (None, gr.Timer(active=True)), None, [seen, timer], queue=False, api_visibility="private")
     for btn, action in ((stop_btn, "stop"), (kill_btn, "kill"), (resume_btn, "resume")):
-        btn.click(lambda rid, a=action: _act(a, rid), run_id, status, api_name=f"{prefix}_run_{action}")
-    return RunMonitor(run_id, status, loss_plot, error, timer)
+        draws.append(btn.click(lambda rid, a=action: _act(a, rid), run_id, status, api_name=f"{prefix}_run_{action}")
+                     .success(show, inputs, outputs, queue=False, api_visibility="private"))  # Resume re-arms it
+    return RunMonitor(run_id, status, loss_plot, error, timer, seen, draws)
 
 
 def dataset_choices() -> list[str]:

@@ -186,13 +186,43 @@ def list_runs() -> list[Run]:
 
 
 
+# queue_position is asked twice a second by every waiting job and at each tick of a page showing a queued
+# run, so it reads little: a status.json is parsed again only when its (inode, size, mtime) changed
+# (write_json replaces the file, so every write gets a new inode), and a queued job's liveness (psutil)
+# is checked at most once per ALIVE_TTL_S: a job that died while queued still counts for up to 2 s.
+# Each call builds fresh dicts from the previous ones (never mutates them): safe from several threads.
+ALIVE_TTL_S = 2.0
+_queued_seen: dict[str, tuple] = {}  # status.json path -> (stat key, (queued_at, pid, pid_started) | None)
+_alive_seen: dict[tuple, tuple] = {}  # (pid, pid_started) -> (monotonic time checked, alive)
+
+
 def queue_position(run: Run) -> int | None:
     """1 = next to train. Only queued runs whose process is alive count."""
-    waiting = []
+    global _queued_seen, _alive_seen
+    queued, alive, now, waiting = {}, {}, time.monotonic(), []
     for r in list_runs():
-        st = r.raw_status()
-        if st.get("state") == "queued" and proc_alive(st.get("pid"), st.get("pid_started")):
-            waiting.append((st.get("queued_at", 0), r.id))
+        path = str(r.dir / "status.json")
+        try:
+            s = os.stat(path)
+        except OSError:
+            continue  # no status: not queued
+        key = (s.st_ino, s.st_size, s.st_mtime_ns)
+        hit = _queued_seen.get(path)
+        if hit and hit[0] == key:
+            q = hit[1]
+        else:
+            st = r.raw_status()
+            q = (st.get("queued_at", 0), st.get("pid"), st.get("pid_started")) if st.get("state") == "queued" else None
+        queued[path] = (key, q)
+        if q is None:
+            continue
+        checked = _alive_seen.get(q[1:])
+        if checked is None or now - checked[0] >= ALIVE_TTL_S:
+            checked = (now, proc_alive(*q[1:]))
+        alive[q[1:]] = checked
+        if checked[1]:
+            waiting.append((q[0], r.id))
+    _queued_seen, _alive_seen = queued, alive
     ids = [rid for _, rid in sorted(waiting)]
     return ids.index(run.id) + 1 if run.id in ids else None
 
