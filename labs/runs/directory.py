@@ -181,8 +181,13 @@ def get(run_id: str) -> Run:
 
 
 def list_runs() -> list[Run]:
-    return sorted((Run(d) for d in runs_dir().iterdir() if d.is_dir() and not d.name.startswith(".")),
-                  key=lambda r: r.id, reverse=True)
+    """Run directories, newest first: real folders whose names `get` accepts (no links, nothing hidden)."""
+    def ok(d: Path) -> bool:
+        try:
+            return d.is_dir() and not d.is_symlink() and paths.safe_name(d.name, "run id") == d.name
+        except paths.NameRefused:
+            return False
+    return sorted((Run(d) for d in runs_dir().iterdir() if ok(d)), key=lambda r: r.id, reverse=True)
 
 
 
