@@ -1,2 +1,11 @@
-"""Evaluation: metrics computed in one place (labs.evaluation.metrics), for the SFT trainer's held-out
-scores and every tab that scores answers."""
+"""Evaluation: held-out metrics, comparison of models and runs, error analysis, a forgetting probe and a
+bias audit, with one report.
+
+    python -m labs.evaluation --model lab_data/runs/<run-id> --compare-base --forgetting
+    python -m labs.evaluation score --task qa --predictions preds.jsonl
+
+Modules: metrics (every score, in one place: the SFT trainer's held-out metrics too), data (examples from
+any dataset split), predict (model spec -> answers and losses; other recipes register their predictor),
+errors (buckets, worst rows), compare (metric deltas, changed examples, runs' curves, overfitting rule),
+forgetting, bias, plots, report, evaluate (one evaluation top to bottom; the job runs it).
+"""

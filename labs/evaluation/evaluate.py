@@ -1,0 +1,228 @@
+"""One evaluation, top to bottom: config -> examples -> each model's answers and losses -> comparison,
+error buckets, forgetting probe, bias audit -> files. The CLI and the evaluation job both call `evaluate`.
+
+    from labs.evaluation.evaluate import EvalConfig, evaluate
+    cfg = EvalConfig(models=["lab_data/runs/<run-id>"], split="test", forgetting=True)
+    result = evaluate(cfg, out_dir)        # writes evaluation.json, predictions.jsonl, report.md/.html
+
+Defaults that come from a run (the first run directory among the models, when there is one): the dataset
+it trained on (`data` empty), the rows of its 'task' column it trained on (`tasks` "auto"; "" = all rows),
+its preset's task (`task` "auto"), its max_length for the loss, and - when it is the only model and
+`compare_base` is on - its base model as the first model, so every table shows base -> fine-tuned.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from labs.evaluation import bias as bias_mod
+from labs.evaluation import compare, errors, forgetting
+from labs.evaluation import predict as predict_mod
+from labs.evaluation.data import load_examples, run_settings
+from labs.evaluation.metrics import TASKS, confusion, per_example, score
+from labs.evaluation.predict import EvalError
+
+
+@dataclass
+class EvalConfig:
+    models: list[str] = field(default_factory=lambda: ["default"])
+    data: str = ""                # '' = the run's dataset, else 'instruct'
+    split: str = "test"
+    task: str = "auto"            # auto | classification | qa | generation
+    tasks: str = "auto"           # rows whose 'task' column is listed; auto = the run's data_tasks; '' = all
+    max_rows: int = 0             # 0 = every row
+    max_new_tokens: int = 64
+    batch_size: int = 16
+    loss: bool = True
+    compare_base: bool = True
+    forgetting: bool = False
+    bias: bool = False
+    bias_templates: list[str] = field(default_factory=lambda: list(bias_mod.TEMPLATES))
+    bias_groups: list[str] = field(default_factory=lambda: list(bias_mod.GROUPS))
+    bias_label: str = ""
+
+    def __post_init__(self):
+        if isinstance(self.models, str):
+            self.models = [m.strip() for m in self.models.split(",") if m.strip()]
+        for name in ("bias_templates", "bias_groups"):
+            v = getattr(self, name)
+            if isinstance(v, str):
+                setattr(self, name, [x.strip() for x in v.split("\n" if name == "bias_templates" else ",")
+                                     if x.strip()])
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.type == "int":
+                try:
+                    setattr(self, f.name, int(v))
+                except (TypeError, ValueError):
+                    raise EvalError(f"{f.name}: expected a whole number, got {v!r}") from None
+        if not self.models:
+            raise EvalError("models: give at least one model spec (a Hub id, a local directory, a run directory)")
+        if self.task not in ("auto", *TASKS):
+            raise EvalError(f"task: one of auto, {', '.join(TASKS)}; got {self.task!r}")
+        if self.max_rows < 0 or self.batch_size < 1 or not 1 <= self.max_new_tokens <= 2048:
+            raise EvalError("max_rows >= 0, batch_size >= 1 and max_new_tokens between 1 and 2048")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EvalConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise EvalError(f"{unknown[0]}: unknown setting (known: {', '.join(sorted(known))})")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def model_label(spec: str, taken: set[str], label: str | None = None) -> str:
+    """A short name for tables: 'base' for a run's base model, the run id for a run, else the spec's last part."""
+    label = first = label or Path(spec).name or spec
+    k = 1
+    while label in taken:
+        k += 1
+        label = f"{first}-{k}"
+    taken.add(label)
+    return label
+
+
+def plan(cfg: EvalConfig) -> dict:
+    """Models (with labels), data, split, rows filter and task after the run defaults are applied."""
+    specs, names = list(cfg.models), [None] * len(cfg.models)
+    run = next((run_settings(s) for s in specs if run_settings(s)), {})
+    if run and len(specs) == 1 and cfg.compare_base and run.get("base"):
+        specs, names = [run["base"], *specs], ["base", None]
+    data = cfg.data or run.get("dataset") or "instruct"
+    if cfg.tasks == "auto":
+        tasks = run.get("tasks", []) if run and data == run.get("dataset") else []
+    else:
+        tasks = [t.strip() for t in cfg.tasks.split(",") if t.strip()]
+    task = None if cfg.task == "auto" else cfg.task
+    if task is None and run and data == run.get("dataset"):
+        task = run.get("task")
+    taken: set[str] = set()
+    return {"models": [(model_label(s, taken, n), s) for s, n in zip(specs, names)], "data": data, "tasks": tasks, "task": task,
+            "max_length": int(run.get("max_length") or 1024)}
+
+
+def evaluate(cfg: EvalConfig, out_dir: str | Path | None = None, progress=None, should_stop=None) -> dict:
+    """Run the whole evaluation; write its files into `out_dir` (when given) and return the result.
+    progress(done, total, message) after each batch; should_stop() is asked between batches."""
+    t0 = time.perf_counter()
+    p = plan(cfg)
+    ex = load_examples(p["data"], cfg.split, p["task"], p["tasks"], cfg.max_rows)
+    rows = ex.rows
+    n_prompt = sum(e["prompt"] is not None for e in rows)
+    per_model = n_prompt + (len(rows) if cfg.loss else 0)
+    total = len(p["models"]) * (per_model + (64 if cfg.forgetting else 0) +
+                                (len(cfg.bias_templates) * len(cfg.bias_groups) if cfg.bias else 0))
+    done = [0]
+
+    def step(message):  # a progress callback for the next stage, counting on from what is done
+        base = done[0]
+
+        def cb(k, n):
+            if should_stop and should_stop():
+                raise Stopped()
+            if progress:
+                progress(min(total, base + k), total, message)
+        return cb
+
+    results, predictions = [], {}
+    for label, spec in p["models"]:
+        res = {"label": label, "spec": spec, "kind": predict_mod.model_kind(spec)}
+        preds = predict_mod.predict(spec, rows, ex.task, max_new_tokens=cfg.max_new_tokens,
+                                    batch_size=cfg.batch_size, progress=step(f"{label}: answering"))
+        done[0] += n_prompt
+        pairs = predict_mod.losses(spec, rows, batch_size=max(1, cfg.batch_size // 2), max_length=p["max_length"],
+                                   progress=step(f"{label}: held-out loss")) if cfg.loss else None
+        done[0] += len(rows) if cfg.loss else 0
+        out = []
+        for i, (e, pr) in enumerate(zip(rows, preds)):
+            r = {"id": e["id"], "input": e["input"], "category": e["category"], "reference":
+                 e["references"][0] if e["references"] else "", "references": e["references"]}
+            if e["prompt"] is not None:
+                r.update(prediction=pr.text, finished=pr.finished,
+                         **per_example(ex.task, pr.text, e["references"], ex.labels))
+            if pairs and pairs[i][1]:
+                r.update(loss=round(pairs[i][0] / pairs[i][1], 4), loss_tokens=pairs[i][1])
+            out.append(r)
+        answered = [r for r in out if "prediction" in r]
+        m = score(ex.task, [r["prediction"] for r in answered], [r["references"] for r in answered], ex.labels) \
+            if answered else {}
+        if pairs:
+            m.update(predict_mod.loss_summary(pairs))
+        res["metrics"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}
+        res["metrics"]["n"] = len(answered)
+        errors.annotate(answered, ex.task, ex.labels)
+        res["buckets"] = errors.bucket_counts(answered)
+        if ex.task == "classification" and answered:
+            res["confusion"] = confusion([r["prediction"] for r in answered], [r["references"] for r in answered],
+                                         ex.labels)
+        results.append(res)
+        predictions[label] = out
+
+    result = {"config": cfg.to_dict(), "models": results,
+              "data": {"source": ex.source, "format": ex.fmt, "split": cfg.split, "task": ex.task,
+                       "rows": len(rows), "tasks": p["tasks"], "labels": ex.labels,
+                       "skipped": ex.skipped[:20], "n_skipped": len(ex.skipped)},
+              "table": compare.metric_table(results),
+              "changed": compare.changed_examples(results, predictions) if n_prompt else []}
+    runs_in = {label: spec for label, spec in p["models"] if run_settings(spec)}
+    if runs_in:
+        result["runs"] = run_curves(runs_in)
+
+    if cfg.forgetting:
+        probes = {}
+        for label, spec in p["models"]:
+            probes[label] = forgetting.probe(spec, max_new_tokens=min(48, cfg.max_new_tokens),
+                                             progress=step(f"{label}: forgetting probe"))
+            done[0] += 64
+        first = next(iter(probes))
+        result["forgetting"] = {"probes": probes,
+                                "changes": {lab: forgetting.changes(probes[first], pr) for lab, pr in probes.items()
+                                            if lab != first}}
+    if cfg.bias:
+        audits = {}
+        for label, spec in p["models"]:
+            audits[label] = bias_mod.audit(spec, cfg.bias_templates, cfg.bias_groups, label=cfg.bias_label or None,
+                                           max_new_tokens=min(40, cfg.max_new_tokens),
+                                           progress=step(f"{label}: bias audit"))
+            done[0] += len(cfg.bias_templates) * len(cfg.bias_groups)
+        result["bias"] = audits
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    if out_dir is not None:
+        from labs.evaluation.report import write_all
+        result["files"] = write_all(result, predictions, Path(out_dir))
+    result["predictions"] = predictions
+    return result
+
+
+class Stopped(Exception):
+    """A stop was asked for (the run's STOP file); nothing more is computed."""
+
+
+def run_curves(runs_in: dict[str, str]) -> dict:
+    """Training curves, config differences and the overfitting verdict of the run directories compared."""
+    import yaml
+    curves, configs, verdicts = {}, {}, {}
+    for label, spec in runs_in.items():
+        d = Path(spec)
+        rows = []
+        if (d / "metrics.jsonl").exists():
+            for line in (d / "metrics.jsonl").read_text().splitlines():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    continue
+        curves[label] = [{k: r[k] for k in ("step", "loss", "eval_loss") if k in r} for r in rows
+                         if "step" in r and ("loss" in r or "eval_loss" in r)]
+        try:
+            configs[label] = yaml.safe_load((d / "config.yaml").read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            configs[label] = {}
+        verdicts[label] = compare.overfitting(rows)
+    return {"curves": curves, "config_differences": compare.config_differences(configs) if len(configs) > 1 else [],
+            "overfitting": verdicts}
