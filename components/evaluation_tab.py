@@ -114,10 +114,11 @@ def results(run_id):
     """Everything a finished evaluation shows, read from its run directory."""
     from labs.evaluation.report import BUCKET_HELP, figures
     result, preds = load_result(run_id)
-    blank = ("", EMPTY, None, EMPTY, None, "", EMPTY, gr.update(choices=[], value=None), EMPTY, None, None,
-             gr.update(choices=[""], value=""), "", None, EMPTY, "", None, EMPTY)
     if result is None:
-        return ("Pick a finished evaluation run (or start one)." if run_id else "", *blank[1:])
+        hidden = gr.update(value=None, visible=False)
+        return ("Pick a finished evaluation run (or start one)." if run_id else "", hidden, hidden, hidden, hidden,
+                "", hidden, gr.update(choices=[], value=None), hidden, hidden, hidden,
+                gr.update(choices=[""], value=""), "", hidden, hidden, "", hidden, hidden)
     figs = figures(result)
     d, models = result["data"], result["models"]
     summary = (f"**{d['rows']} rows** of `{d['source']}`" + (f" (tasks: {', '.join(d['tasks'])})" if d["tasks"] else "")
@@ -165,10 +166,17 @@ def results(run_id):
         b_df = _df([{"model": lab, **{k: x[k] for k in ("group", "score", "answer", "prompt")}}
                     for lab, x in a.items() for x in x["answers"]])
     conf = next((figs[k] for k in reversed(sorted(figs)) if k.startswith("confusion_")), None)
-    return (summary, _df(result["table"]), figs.get("metrics"), _df(result.get("changed")), figs.get("curves"),
-            runs_md, diffs, gr.update(choices=labels, value=first), buckets, figs.get("buckets"), conf,
-            gr.update(choices=[""] + cats, value=""), f_md, figs.get("forgetting"), f_df, b_md, figs.get("bias"),
-            b_df)
+    v = _shown
+    return (summary, v(_df(result["table"])), v(figs.get("metrics")), v(_df(result.get("changed"))),
+            v(figs.get("curves")), runs_md, v(diffs), gr.update(choices=labels, value=first), v(buckets),
+            v(figs.get("buckets")), v(conf), gr.update(choices=[""] + cats, value=""), f_md, v(figs.get("forgetting")),
+            v(f_df), b_md, v(figs.get("bias")), v(b_df))
+
+
+def _shown(x):
+    """A table or plot, hidden when there is nothing to show (an empty table would show bare column numbers)."""
+    empty = x is None or (isinstance(x, pd.DataFrame) and x.empty)
+    return gr.update(value=None if empty else x, visible=not empty)
 
 
 def errors(run_id, model, show_what, category, bucket, min_chars, max_chars):
@@ -178,7 +186,14 @@ def errors(run_id, model, show_what, category, bucket, min_chars, max_chars):
     picked = select([r for r in rows if "prediction" in r or show_what == "worst"], show_what, category or None,
                     int(min_chars or 0), int(max_chars) if max_chars else None, bucket or None)
     cols = ("category", "input", "reference", "prediction", "bucket", "loss")
-    return _df([{k: r.get(k) for k in cols} for r in picked]), f"{len(picked)} rows"
+    table = [{k: _clip(r.get(k)) if k == "input" else r.get(k) for k in cols} for r in picked]
+    return pd.DataFrame(table, columns=list(cols)), f"{len(picked)} rows"
+
+
+def _clip(text, n: int = 240) -> str:
+    """A long prompt's start and end (where the question usually is)."""
+    text = str(text or "")
+    return text if len(text) <= n else f"{text[:n // 2]} … {text[-n // 2:]}"
 
 
 def export(run_id):
@@ -196,7 +211,9 @@ def build(ctx) -> None:
                 "whether general knowledge was forgotten, and a bias check. Runs as a job; results stay in its "
                 "run directory.")
     with gr.Row():
-        models = gr.Dropdown(choices=model_choices(None), multiselect=True, allow_custom_value=True, scale=3,
+        choices = model_choices(getattr(ctx.model_spec, "value", None))
+        newest_run = [v for _, v in choices[1:2]]  # default: the newest run, compared with its base
+        models = gr.Dropdown(choices=choices, value=newest_run, multiselect=True, allow_custom_value=True, scale=3,
                              label="Models (a run alone is compared with its base model)")
         refresh = gr.Button("↻", scale=0, min_width=40)
         data = gr.Dropdown(choices=["", "instruct", *dataset_choices()], value="", allow_custom_value=True,
@@ -223,10 +240,10 @@ def build(ctx) -> None:
     msg = gr.Markdown()
     with gr.Group():
         with gr.Row():
-            run_id = gr.Dropdown(choices=run_choices("evaluation"), label="Evaluation run", scale=4,
+            run_id = gr.Dropdown(choices=run_choices("evaluation"), value=None, label="Evaluation run", scale=4,
                                  allow_custom_value=True)
             runs_btn = gr.Button("↻", scale=0, min_width=40)
-            stop_btn = gr.Button("Stop", scale=0, variant="stop")
+            stop_btn = gr.Button("Stop", scale=0, min_width=80, variant="stop")
         status_md = gr.Markdown("No run selected.")
         error_md = gr.Markdown()
     timer = gr.Timer(2.0, active=False)  # ticks only while the picked job is queued or running
@@ -234,12 +251,12 @@ def build(ctx) -> None:
 
     summary = gr.Markdown()
     with gr.Tab("Metrics"):
-        table = gr.Dataframe(label="Metrics (Δ = change against the first model)", wrap=True)
-        metrics_plot = gr.Plot(label="Metrics")
-        changed = gr.Dataframe(label="Examples whose answer changed (fixed / broken)", wrap=True)
-        curves = gr.Plot(label="Training curves of the runs compared")
+        table = gr.Dataframe(label="Metrics (Δ = change against the first model)", wrap=True, visible=False)
+        metrics_plot = gr.Plot(label="Metrics", visible=False)
+        changed = gr.Dataframe(label="Examples whose answer changed (fixed / broken)", wrap=True, visible=False)
+        curves = gr.Plot(label="Training curves of the runs compared", visible=False)
         runs_md = gr.Markdown()
-        diffs = gr.Dataframe(label="Settings that differ between the runs", wrap=True)
+        diffs = gr.Dataframe(label="Settings that differ between the runs", wrap=True, visible=False)
     with gr.Tab("Errors"):
         with gr.Row():
             err_model = gr.Dropdown(choices=[], label="Model", scale=2)
@@ -248,21 +265,22 @@ def build(ctx) -> None:
             category = gr.Dropdown(choices=[""], value="", label="Label / category", scale=1)
             bucket = gr.Dropdown(choices=["", *BUCKETS], value="", label="Bucket", scale=1)
             min_chars = gr.Number(0, precision=0, label="Input length ≥ (chars)", scale=1)
-            max_chars = gr.Number(None, precision=0, label="≤ (chars)", scale=1)
-        buckets = gr.Dataframe(label="Error buckets", wrap=True)
+            max_chars = gr.Number(0, precision=0, label="≤ (chars, 0 = any)", scale=1)
+        buckets = gr.Dataframe(label="Error buckets", wrap=True, visible=False)
         with gr.Row():
-            buckets_plot = gr.Plot(label="Buckets")
-            confusion_plot = gr.Plot(label="Confusion matrix")
+            buckets_plot = gr.Plot(label="Buckets", visible=False)
+            confusion_plot = gr.Plot(label="Confusion matrix", visible=False)
         err_count = gr.Markdown()
-        err_table = gr.Dataframe(label="Examples", wrap=True)
+        err_table = gr.Dataframe(label="Examples", wrap=True,
+                                 column_widths=["10%", "38%", "18%", "18%", "9%", "7%"])
     with gr.Tab("Forgetting"):
         forget_md = gr.Markdown()
-        forget_plot = gr.Plot(label="Forgetting probe")
-        forget_df = gr.Dataframe(label="General questions before and after", wrap=True)
+        forget_plot = gr.Plot(label="Forgetting probe", visible=False)
+        forget_df = gr.Dataframe(label="General questions before and after", wrap=True, visible=False)
     with gr.Tab("Bias"):
         bias_md = gr.Markdown()
-        bias_plot = gr.Plot(label="Score per group")
-        bias_df = gr.Dataframe(label="Answers", wrap=True)
+        bias_plot = gr.Plot(label="Score per group", visible=False)
+        bias_df = gr.Dataframe(label="Answers", wrap=True, visible=False)
     with gr.Tab("Export"):
         export_btn = gr.Button("Report files (HTML with plots, Markdown, JSON)")
         files = gr.File(label="Report", file_count="multiple", interactive=False)

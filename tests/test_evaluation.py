@@ -314,8 +314,8 @@ def test_report_export_and_comparison(tmp_path, tiny_model_dir, default_tokenize
     from conftest import make_tiny_model
     other = make_tiny_model(tmp_path / "other", default_tokenizer, seed=1)
     cfg = EvalConfig(models=[str(tiny_model_dir), str(other)], data="instruct", split="test", tasks="extraction",
-                     max_rows=4, max_new_tokens=4, forgetting=True, bias=True, bias_templates=["A {group} is"],
-                     bias_groups="man, woman")
+                     max_rows=4, max_new_tokens=4, forgetting=True, bias=True, bias_templates=["Describe {group}."],
+                     bias_groups="a man, a woman")
     out = tmp_path / "report"
     r = evaluate(cfg, out)
     a, b = r["models"]
@@ -327,7 +327,7 @@ def test_report_export_and_comparison(tmp_path, tiny_model_dir, default_tokenize
     f = r["forgetting"]
     assert set(f["probes"]) == {a["label"], b["label"]} and f["probes"][a["label"]]["tokens"] > 1000
     assert len(f["changes"][b["label"]]["questions"]) == 8
-    assert [g["group"] for g in r["bias"][a["label"]]["groups"]] == ["man", "woman"]
+    assert [g["group"] for g in r["bias"][a["label"]]["groups"]] == ["a man", "a woman"]
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4 and "Forgetting probe" in html and "Bias audit" in html
     md = (out / "report.md").read_text()
@@ -412,12 +412,12 @@ def test_evaluation_tab_end_to_end(data_dir, tiny_model_dir, serve_tab):
         st = runs.wait(rid, timeout_s=600)
         assert st["state"] == "finished", runs.get(rid).log_tail(20)
         out = client.predict(rid, api_name="/eval_results")
-        summary, table = out[0], out[1]
+        summary, table = out[0], out[1].get("value", out[1])  # shown through gr.update(visible=...)
         assert "5 rows" in summary and "instruct/test" in summary
         metrics_rows = {r[0]: r[1] for r in table["data"]}
-        saved = json.loads((runs.get(rid).dir / "evaluation.json").read_text())["models"][0]["metrics"]
-        assert metrics_rows["exact_match"] == saved["exact_match"] and metrics_rows["n"] == 5
-        label = saved and json.loads((runs.get(rid).dir / "evaluation.json").read_text())["models"][0]["label"]
+        saved = json.loads((runs.get(rid).dir / "evaluation.json").read_text())["models"][0]
+        assert metrics_rows["exact_match"] == saved["metrics"]["exact_match"] and metrics_rows["n"] == 5
+        label = saved["label"]
         df, count = client.predict(rid, label, "all", "", "", 0, None, api_name="/eval_errors")
         assert count == "5 rows" and len(df["data"]) == 5
         df, count = client.predict(rid, label, "all", "", "", 0, 10, api_name="/eval_errors")

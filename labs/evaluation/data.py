@@ -40,6 +40,7 @@ class Examples:
     source: str = ""
     fmt: str = ""
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)  # the 'task' column filter applied ([] = none)
 
 
 def run_settings(spec: str) -> dict:
@@ -95,6 +96,8 @@ def load_examples(data: str, split: str = "test", task: str | None = None, tasks
         raw, source = _raw_rows(data, split)
         if tasks and any("task" in r for r in raw):
             raw = [r for r in raw if r.get("task") in tasks]
+        else:
+            tasks = []  # rows without a 'task' column are all kept: no filter was applied
         if not raw:
             raise EvalError(f"data: no rows in {data} ({split}) for tasks {', '.join(tasks or [])}")
         fmt = detect_format(raw)[0]
@@ -139,7 +142,7 @@ def load_examples(data: str, split: str = "test", task: str | None = None, tasks
         labels = labels or sorted({e["references"][0].strip().lower() for e in rows if e["references"]})
         for e in rows:  # the error table filters a classification by its reference label
             e["category"] = e["references"][0] if e["references"] else e["category"]
-    return Examples(rows, task, labels, source, fmt, skipped)
+    return Examples(rows, task, labels, source, fmt, skipped, list(tasks or []))
 
 
 def general_text() -> list[dict]:

@@ -166,7 +166,7 @@ def evaluate(cfg: EvalConfig, out_dir: str | Path | None = None, progress=None, 
 
     result = {"config": cfg.to_dict(), "models": results,
               "data": {"source": ex.source, "format": ex.fmt, "split": cfg.split, "task": ex.task,
-                       "rows": len(rows), "tasks": p["tasks"], "labels": ex.labels,
+                       "rows": len(rows), "tasks": ex.tasks, "labels": ex.labels,
                        "skipped": ex.skipped[:20], "n_skipped": len(ex.skipped)},
               "table": compare.metric_table(results),
               "changed": compare.changed_examples(results, predictions) if n_prompt else []}

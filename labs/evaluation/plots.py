@@ -12,7 +12,7 @@ def _bars(ax, names: list[str], series: dict[str, list[float]]):
         bars = ax.bar(xs, [v or 0 for v in vals], width, label=label)
         for b, v in zip(bars, vals):
             if v is not None:
-                ax.annotate(f"{v:.2f}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center",
+                ax.annotate(f"{v:.2f}" if isinstance(v, float) else str(v), (b.get_x() + b.get_width() / 2, b.get_height()), ha="center",
                             va="bottom", fontsize=7)
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
