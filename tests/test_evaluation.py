@@ -338,13 +338,16 @@ def test_report_export_and_comparison(tmp_path, tiny_model_dir, default_tokenize
     assert len(lines) == 8 and {json.loads(x)["model"] for x in lines} == {a["label"], b["label"]}
 
 
-def test_a_registered_predictor_answers_its_runs(tmp_path):
-    """The hook for other model kinds: a run whose recipe has a registered predictor is answered by it."""
+def test_a_registered_predictor_answers_its_runs(tmp_path, monkeypatch):
+    """The hook for other model kinds (the encoder recipe's): a run whose recipe has a registered predictor is
+    answered by it. A made-up recipe 'toy' stands in, so the test holds once labs.encoder registers its own."""
     from labs.evaluation import predict
     from labs.evaluation.evaluate import EvalConfig, evaluate
-    run = tmp_path / "enc-run"
+    monkeypatch.setattr(predict, "NOT_CAUSAL", {*predict.NOT_CAUSAL, "toy"})
+    assert "encoder" in predict.NOT_CAUSAL
+    run = tmp_path / "toy-run"
     run.mkdir()
-    (run / "status.json").write_text(json.dumps({"state": "finished", "recipe": "encoder"}))
+    (run / "status.json").write_text(json.dumps({"state": "finished", "recipe": "toy"}))
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in
                             [("good", "pos"), ("bad", "neg"), ("fine", "pos")]))
@@ -355,11 +358,11 @@ def test_a_registered_predictor_answers_its_runs(tmp_path):
     def fake(spec, examples, task, **kw):
         seen.update(spec=spec, task=task, n=len(examples))
         return [predict.Prediction("pos", True) for _ in examples]
-    predict.register("encoder", predict.Predictor(predict=fake))
+    predict.register("toy", predict.Predictor(predict=fake))
     try:
         r = evaluate(EvalConfig(models=[str(run)], data=str(data), loss=True))
     finally:
-        predict.PREDICTORS.pop("encoder")
+        predict.PREDICTORS.pop("toy")
     assert seen == {"spec": str(run), "task": "classification", "n": 3}
     m = r["models"][0]["metrics"]
     assert m["accuracy"] == pytest.approx(2 / 3, abs=1e-4) and "loss" not in m

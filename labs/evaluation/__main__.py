@@ -43,6 +43,18 @@ def _print_metrics(result: dict) -> None:
                 print(f"delta/{m['label']}/{row['metric']}={d:+g}")
 
 
+def _progress_printer(every_s: float = 5.0):
+    """progress(done, total, message) to stderr, at most every `every_s` seconds."""
+    last = [0.0]
+
+    def progress(done, total, message):
+        now = time.monotonic()
+        if now - last[0] >= every_s or done == total:
+            last[0] = now
+            print(f"{message}: {done}/{total}", file=sys.stderr, flush=True)
+    return progress
+
+
 def _score(argv: list[str]) -> int:
     from labs.data.detect import DataError
     from labs.data.io import read_rows
@@ -146,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                          max_new_tokens=a.max_new_tokens, batch_size=a.batch_size, loss=not a.no_loss,
                          compare_base=a.compare_base, forgetting=a.forgetting, bias=a.bias)
         out = a.out or next((str(Path(m) / "evaluation") for m in reversed(a.model) if run_settings(m)), None)
-        result = evaluate(cfg, out)
+        result = evaluate(cfg, out, _progress_printer())
     except (EvalError, DataError, ModelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -10,7 +10,8 @@ predictor answers it:
   * "causal_lm" (built in): greedy generation through labs.generate (batched, left-padded), and the loss
     on the tokens labs.data.mask.tokenize_row trains (the answer and its end-of-turn token).
   * anything else is registered by its recipe: a run whose status.json says recipe "encoder" is answered
-    by the predictor registered under "encoder", e.g. in labs/encoder/__init__.py:
+    by the predictor registered under "encoder"; labs.encoder is imported on first use, so its
+    labs/encoder/__init__.py registers it:
 
         from labs.evaluation import predict
         predict.register("encoder", Predictor(predict=classify_or_extract, losses=None))
@@ -50,6 +51,9 @@ def register(kind: str, predictor: Predictor) -> None:
     PREDICTORS[kind] = predictor
 
 
+NOT_CAUSAL = {"encoder"}  # recipes whose runs are no causal LM (their package registers a predictor)
+
+
 def model_kind(spec: str) -> str:
     """'causal_lm', or the recipe of a run directory whose model is not a causal LM (e.g. 'encoder')."""
     p = Path(str(spec)).expanduser()
@@ -57,11 +61,17 @@ def model_kind(spec: str) -> str:
         recipe = json.loads((p / "status.json").read_text()).get("recipe")
     except (OSError, ValueError):
         recipe = None
-    return recipe if recipe and recipe not in ("sft", "dpo", "orpo", "kto", "preference", "rlhf") else "causal_lm"
+    return recipe if recipe in NOT_CAUSAL or (recipe in PREDICTORS and recipe != "causal_lm") else "causal_lm"
 
 
 def predictor(spec: str) -> Predictor:
+    """The registered predictor for `spec`'s kind; a recipe package (labs.<kind>) is imported first, so that
+    its import can register it."""
+    import importlib
+    import importlib.util
     kind = model_kind(spec)
+    if kind not in PREDICTORS and importlib.util.find_spec(f"labs.{kind}") is not None:
+        importlib.import_module(f"labs.{kind}")
     if kind not in PREDICTORS:
         raise EvalError(f"model '{spec}': a '{kind}' run has no predictor registered "
                         f"(labs.evaluation.predict.register('{kind}', ...)); known: {', '.join(PREDICTORS)}")
