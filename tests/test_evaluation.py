@@ -232,6 +232,7 @@ def _cli(*args, env_extra=None):
     return p, dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
 
 
+@pytest.mark.slow
 def test_score_cli_and_bad_input(tmp_path):
     f = tmp_path / "p.jsonl"
     f.write_text("".join(json.dumps({"prediction": p, "reference": g}) + "\n" for p, g in QA))
