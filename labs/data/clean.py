@@ -126,7 +126,9 @@ def near_duplicate_pairs(texts: list[str], threshold: float = DEFAULT_NEAR_THRES
 
 
 # --------------------------------------------------------------------------- validation
-_MOJIBAKE = re.compile(r"Ã[\u0080-\u00bf]|â€[\u0090-\u00bf™œ“”˜]|\ufffd|[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_MOJIBAKE = re.compile(r"Ã[\u0080-\u00bf]|â€[\u0090-\u00bf™œ“”˜]|[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# U+FFFD: a byte that was not UTF-8 (labs.data.io reads such a line with one U+FFFD per bad byte)
+_UNDECODABLE = "\ufffd"
 
 
 def validate(rows: list[dict], fmt: str, *, lengths: list[int] | None = None, max_length: int | None = None,
@@ -202,9 +204,14 @@ def validate(rows: list[dict], fmt: str, *, lengths: list[int] | None = None, ma
     if same:
         problems.append(Problem("chosen_equals_rejected", "chosen identical to rejected", same, "drop"))
 
-    bad = [i for i, r in enumerate(rows, 1) if _MOJIBAKE.search(row_text(r))]
+    texts = [row_text(r) for r in rows]
+    undecodable = [i for i, t in enumerate(texts, 1) if _UNDECODABLE in t]
+    if undecodable:
+        problems.append(Problem("undecodable", "bytes that are not UTF-8 (read as \ufffd)", undecodable, "drop",
+                                detail="another encoding's bytes; drop these rows, or save the file as UTF-8"))
+    bad = [i for i, t in enumerate(texts, 1) if _MOJIBAKE.search(t)]
     if bad:
-        problems.append(Problem("bad_encoding", "bad encoding (mojibake, U+FFFD or control characters)", bad, "drop"))
+        problems.append(Problem("bad_encoding", "bad encoding (mojibake or control characters)", bad, "drop"))
 
     counts = label_counts(rows, fmt)
     if len(counts) >= 2:

