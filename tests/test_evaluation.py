@@ -171,6 +171,7 @@ def test_structured_answers_and_error_buckets():
     assert b("generation", "name: Ana", False, [ref]) == "truncated"             # hit max_new_tokens
     assert b("generation", "name: Ana Ru", True, [ref]) == "truncated"           # a cut-short reference
     assert b("generation", "Ana Ruiz, Leeds, 31", True, [ref]) == "format_error"
+    assert b("generation", "Leeds: Ana Ruiz, 31", True, [ref]) == "format_error"    # a mapping, none of the keys
     assert b("generation", "name: Bo\ncity: Leeds\nage: 31", True, [ref]) == "other"
     assert b("qa", "1931", True, ["1932"]) == "other"
     rows = errors.annotate([{"prediction": p, "finished": True, "references": [r], "correct": p == r}

@@ -11,7 +11,8 @@ Buckets, checked in this order (the first that fits names the error):
   wrong_label   classification: the answer is a label of the set, but not the reference's.
   format_error  classification: the answer is no label of the set ("Positive review", "pos") — such an
                 answer is counted wrong, never mapped to a label; generation whose reference is a JSON
-                object or YAML mapping: the answer does not parse as that kind of mapping.
+                object or YAML mapping: the answer does not parse as that kind of mapping, or has none of
+                the reference's keys.
   other         anything else wrong: the expected shape with the wrong content (a wrong span, a wrong
                 field value, a different sentence).
 """
@@ -37,7 +38,8 @@ def bucket_of(task: str, prediction: str, finished: bool | None, references: lis
         return "wrong_label" if normalize(p) in {normalize(x) for x in labels or []} else "format_error"
     if task == "generation" and references:
         kind, want = parse_mapping(references[0])
-        if want is not None and parse_mapping(p, kind)[1] is None:
+        got = parse_mapping(p, kind)[1] if want is not None else None
+        if want is not None and (got is None or not {normalize(k) for k in got} & {normalize(k) for k in want}):
             return "format_error"
     return "other"
 

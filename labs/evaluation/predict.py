@@ -45,6 +45,7 @@ class Predictor:
 
 
 PREDICTORS: dict[str, Predictor] = {}
+UNFINISHED_MARGIN = 4
 
 
 def register(kind: str, predictor: Predictor) -> None:
@@ -118,9 +119,11 @@ def _generate(spec, examples, task, *, max_new_tokens=48, batch_size=16, progres
         chunk = todo[b:b + batch_size]
         texts = greedy(loaded.model, tok, [p for _, p in chunk], max_new_tokens, batch_size)
         for (i, _), t in zip(chunk, texts):
-            # the text is stripped and decoded without special tokens, so this count is approximate
+            # The sampler returns text (decoded without special tokens, stripped), so the tokens it generated
+            # are counted again: an answer within UNFINISHED_MARGIN tokens of the limit counts as cut off (a
+            # 64-token repetition of SmolLM2 re-encodes to 62 tokens once its trailing newlines are stripped).
             n = len(tok(t, add_special_tokens=False)["input_ids"])
-            answers[i] = Prediction(t, n < max_new_tokens - 1)
+            answers[i] = Prediction(t, n < max_new_tokens - UNFINISHED_MARGIN)
         if progress:
             progress(min(b + batch_size, len(todo)), len(todo))
     for i in range(len(examples)):
