@@ -270,7 +270,8 @@ def evaluate_rows(model, tokenizer, rows: list[dict], metric: str = "exact_match
     from labs.generate import greedy
     preds = greedy(model, tokenizer, [prompt_of(r) for r in rows], max_new_tokens, batch_size)
     refs = [reference(r) for r in rows]
-    metrics = {k: round(v, 4) for k, v in score(metric, preds, refs).items()}
+    # the SFT tab's names: precision/recall/f1 (macro) once, without their *_macro copies
+    metrics = {k: round(v, 4) for k, v in score(metric, preds, refs).items() if k not in ALIASES.values()}
     by_task: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
         by_task.setdefault(r.get("task", ""), []).append(i)
