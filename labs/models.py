@@ -303,8 +303,19 @@ class Loaded:
         return f"{self.source.describe()} · {self.device} · {self.dtype} · {self.n_params / 1e6:.1f}M params"
 
 
+# transformers imports its classes lazily; two threads importing them for the first time at once can see a
+# half-initialised module ("cannot import name 'AutoModelForCausalLM'"), so first imports go one at a time.
+_IMPORT_LOCK = threading.Lock()
+
+
+def _auto(name: str):
+    with _IMPORT_LOCK:
+        import transformers
+        return getattr(transformers, name)
+
+
 def load_tokenizer(spec: str | None = None, source: ModelSource | None = None):
-    from transformers import AutoTokenizer
+    AutoTokenizer = _auto("AutoTokenizer")
     source = source or resolve(spec)
     path = source.base.path if source.kind == "adapter" and not Path(source.path, "tokenizer_config.json").exists() \
         else source.path
@@ -320,7 +331,7 @@ def load_tokenizer(spec: str | None = None, source: ModelSource | None = None):
 def load(spec: str | None = None, *, device: str = "auto", dtype: str = "auto", progress=None) -> Loaded:
     """Load a model and its tokenizer for inference, on the best device unless told otherwise."""
     import torch
-    from transformers import AutoModelForCausalLM
+    AutoModelForCausalLM = _auto("AutoModelForCausalLM")
     t0 = time.perf_counter()
     if progress:
         progress(f"resolving {spec or DEFAULT_MODEL}")
@@ -336,7 +347,8 @@ def load(spec: str | None = None, *, device: str = "auto", dtype: str = "auto", 
         model = AutoModelForCausalLM.from_pretrained(
             base.path, dtype=dt, revision=base.revision if base.kind == "hub" else None)
         if source.kind == "adapter":
-            from peft import PeftModel
+            with _IMPORT_LOCK:
+                from peft import PeftModel
             model = PeftModel.from_pretrained(model, source.path)
         model.to(dev).eval()
     except torch.OutOfMemoryError:

@@ -22,7 +22,7 @@ def client(data_dir, tiny_model_dir, serve_tab):
 def test_upload_inspect_convert_save(client, tmp_path):
     c, spec = client
     src = tmp_path / "prefs.csv"
-    src.write_text(open("assets/formats/preference_ab.csv").read() +
+    src.write_text((ROOT / "assets/formats/preference_ab.csv").read_text() +
                    '"Say hi","hi","hi","A"\n')  # chosen identical to rejected
     summary = c.predict(handle_file(str(src)), "auto", "", api_name="/dataset_load_file")[0]
     assert "**7 rows**" in summary and "preference_ab" in summary

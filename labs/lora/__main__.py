@@ -21,6 +21,20 @@ def _table(rows: list[dict]) -> str:
     return "\n".join([line(cols), line(["-" * w for w in widths])] + [line(c) for c in cells])
 
 
+def _numbers(text: str, flag: str, kind):
+    """'1,2,4' -> [1, 2, 4]; a word that is not a number is named in the error."""
+    out = []
+    for x in (t.strip() for t in text.split(",")):
+        if not x:
+            continue
+        try:
+            out.append(kind(x))
+        except ValueError:
+            what = "whole numbers" if kind is int else "numbers"
+            raise LoraError(f"{flag}: '{x}' is not a number; give {what} separated by commas, e.g. 1,2,4,8") from None
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     ap = argparse.ArgumentParser(prog="python -m labs.lora", description=lora.__doc__.split("\n")[0])
@@ -91,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(sim.summary())
         elif a.action == "sweep":
             from labs.lora import sweep as lora_sweep
-            ranks = [int(x) for x in a.ranks.split(",") if x.strip()]
-            alphas = [float(x) for x in a.alphas.split(",")] if a.alphas else None
+            ranks = _numbers(a.ranks, "--ranks", int)
+            alphas = _numbers(a.alphas, "--alphas", float) if a.alphas else None
             sw = lora_sweep.start_sweep(a.name, ranks=ranks, alphas=alphas, model=a.model, targets=a.targets,
                                         max_steps=a.steps, dataset=a.dataset, batch_size=a.batch_size,
                                         learning_rate=a.lr, eval_rows=a.eval_rows)
