@@ -8,6 +8,9 @@ Near duplicates: Jaccard similarity of the sets of character 5-grams of the row'
 punctuation dropped, whitespace collapsed). Candidates come from MinHash (64 hashes, 16 bands of 4 rows: a pair at Jaccard
 0.8 becomes a candidate with probability 1-(1-0.8^4)^16 ≈ 99.99%), then every candidate pair is
 checked with its exact Jaccard against the threshold, so what is reported is exact, not estimated.
+A band bucket holding 500 rows or more is not expanded (it would cost over 125k comparisons), so on data
+where hundreds of rows are alike some pairs are missed: tests/test_data_clean.py measures the share found
+on 1,000 near-identical reviews and holds it at 90% or more.
 """
 from __future__ import annotations
 
