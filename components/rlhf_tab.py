@@ -15,6 +15,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
+from components import shared
 from components.shared import GPU_QUEUE, dataset_choices, run_choices
 from labs import runs, store
 from labs.feedback import loop, raters
@@ -25,7 +26,7 @@ KEYS_HELP = {"stars": "**Keys:** **1**-**5** stars", "thumbs": "**Keys:** **u** 
              "best_of_k": "**Keys:** **1**-**k** picks the best answer"}
 KIND_LABELS = [("1-5 stars", "stars"), ("thumbs up / down", "thumbs"), ("best of k", "best_of_k")]
 MODE_LABELS = [("KTO: each answer good or bad", "kto"), ("DPO: pairs of one prompt's answers", "dpo"),
-               ("reward model + RLOO on unrated prompts", "rm")]
+               ("reward model, then RL on unrated prompts", "rm")]
 
 
 # --------------------------------------------------------------------------- the rating contract
@@ -165,10 +166,12 @@ def history_view(name):
             gr.update(choices=choices, value=choices[-1][1] if choices else None))
 
 
-def start(name, model, pool, typed, n_prompts, k, temperature, top_p, max_new, seed, kind, threshold, mode):
+def start(name, model, pool, typed, n_prompts, k, temperature, top_p, max_new, seed, kind, threshold, mode,
+          rl_algo="rloo"):
     name = (name or "").strip()
     settings = dict(pool="typed" if pool == "typed below" else pool, prompts=n_prompts, k=k, temperature=temperature,
-                    top_p=top_p, max_new_tokens=max_new, seed=seed, kind=kind, threshold=threshold, mode=mode)
+                    top_p=top_p, max_new_tokens=max_new, seed=seed, kind=kind, threshold=threshold, mode=mode,
+                    rl_algo=rl_algo)
     try:
         if not loop.exists(name):
             settings["model"] = (model or "").strip() or loop.SETTINGS["model"]
@@ -183,9 +186,9 @@ def fill_settings(name):
     try:
         s = loop.load(name.strip())["settings"]
     except (loop.LoopError, AttributeError):
-        return [gr.skip()] * 10
+        return [gr.skip()] * 11
     return ["typed below" if s["pool"] == "typed" else s["pool"], s["prompts"], s["k"], s["temperature"], s["top_p"],
-            s["max_new_tokens"], s["seed"], s["kind"], s["threshold"], s["mode"]]
+            s["max_new_tokens"], s["seed"], s["kind"], s["threshold"], s["mode"], s.get("rl_algo", "rloo")]
 
 
 def generate(name, seed, progress=gr.Progress()):
@@ -241,7 +244,7 @@ def revert(name, number):
 # --------------------------------------------------------------------------- layout
 def build(ctx):
     gr.Markdown("### RLHF loop\nThe current policy answers a few prompts k times; people rate the answers; **Update the "
-                "policy** trains its LoRA adapter on every rating so far (KTO, DPO, or a reward model + RLOO); the next "
+                "policy** trains its LoRA adapter on every rating so far (KTO, DPO, or a reward model + RLOO/GRPO); the next "
                 "round shows whether ratings went up. If they went down, revert to an earlier round. Every rating is "
                 "stored at once; scripted raters are marked *simulated* everywhere.")
     loops = loop.list_loops()
@@ -266,7 +269,10 @@ def build(ctx):
             kind = gr.Radio(KIND_LABELS, value=loop.SETTINGS["kind"], label="How people rate")
             threshold = gr.Slider(1.5, 5, value=loop.SETTINGS["threshold"], step=0.5,
                                   label="Good at or above (stars; KTO's desirable, the chart's good share)")
-            mode = gr.Radio(MODE_LABELS, value=loop.SETTINGS["mode"], label="Policy update")
+            with gr.Column():
+                mode = gr.Radio(MODE_LABELS, value=loop.SETTINGS["mode"], label="Policy update")
+                rl_algo = gr.Radio([("RLOO", "rloo"), ("GRPO", "grpo")], value=loop.SETTINGS["rl_algo"],
+                                   label="RL after the reward model (KL penalty to the starting model)")
 
     with gr.Row():
         round_seed = gr.Textbox("", label="Round seed (empty: loop seed + round - 1)", placeholder="default", scale=1)
@@ -323,12 +329,14 @@ def build(ctx):
     view = [sample_id, prompt_box, answer_box, stars_row, thumbs_row, best_col, *best_rows, *best_boxes, keys_md,
             progress_md]
     hist = [hist_plot, hist_df, probe_df, revert_to]
-    form = [pool, typed, n_prompts, k, temperature, top_p, max_new, seed, kind, threshold, mode]
+    form = [pool, typed, n_prompts, k, temperature, top_p, max_new, seed, kind, threshold, mode, rl_algo]
     everything = dict(fn=lambda n, r: (loop_status(n), *rating_view(n, r), *history_view(n)), inputs=[name, rater],
                       outputs=[status, *view, *hist], api_visibility="private")
     # on page load: loops started since the page was built (by anyone), the newest one shown with its settings
-    gr.on(None, _newest_loop, None, [name, monitor.run_id], api_visibility="private").then(
-        fill_settings, name, [f for f in form if f is not typed], api_visibility="private").then(**everything)
+    loaded = gr.on(None, _newest_loop, None, [name, monitor.run_id], api_visibility="private")
+    loaded.then(fill_settings, name, [f for f in form if f is not typed], api_visibility="private").then(**everything)
+    loaded.then(shared.show, monitor.run_id, [monitor.status, monitor.loss_plot, monitor.error, monitor.seen,
+                                              monitor.timer], api_visibility="private")  # a load sets no .change off
     start_btn.click(start, [name, ctx.model_spec, *form], [status, name], api_name="rlhf_start").then(**everything)
     name.change(fill_settings, name, [f for f in form if f is not typed], api_visibility="private").then(**everything)
     pool.change(lambda p: gr.update(visible=p == "typed below"), pool, typed, api_visibility="private")

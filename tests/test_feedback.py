@@ -228,6 +228,33 @@ def test_one_round_on_the_tiny_model_changes_the_adapter(data_dir, tiny_model_di
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("algo", ["rloo", "grpo"])
+def test_reward_model_then_rl_on_the_tiny_model(data_dir, tiny_model_dir, algo):
+    """rm: a reward model from the rated pairs (accuracy on held-out prompts' pairs), then one RL step on a prompt
+    nobody rated; the policy's adapter is saved and moved."""
+    from labs import store
+    from labs.feedback import loop, recipe, rows
+    from labs.feedback.config import UpdateConfig
+    from labs.sft.recipe import NullSession
+    texts = [t for i in range(8) for t in (f"short {i}", f"a much longer answer number {i} that rambles on")]
+    ids = _loop_with_samples("rm", tiny_model_dir, texts=texts)
+    for sid in ids:  # the short answer of each prompt gets 5 stars, the long one 2
+        loop.rate(sid, "ana", 5 if loop.sample_by_id(sid)["completion"].startswith("short") else 2)
+    cfg = UpdateConfig(loop="rm", round=1, mode="rm", model=str(tiny_model_dir), rm_steps=2, rl_steps=1, rl_prompts=1,
+                       rl_k=2, max_new_tokens=8, batch_size=4, device="cpu", rl_algo=algo)
+    pairs = rows.rm_pairs(rows.scored(store.ratings("rm")))
+    train, held = rows.split_pairs(pairs, cfg.rm_held_out)
+    assert len(pairs) == 8 and held  # these 8 prompts hold some out
+    out = data_dir / "rm-update"
+    s = recipe.train(cfg, NullSession(out))
+    assert (s["rm_pairs_train"], s["rm_pairs_held_out"]) == (len(train), len(held))
+    assert 0 <= s["rm_held_out_accuracy"] <= 1 and s["rl_algo"] == algo and s["step"] == 1
+    assert s["rl_prompt_source"] == "unrated prompts"  # p0..p7 were rated; the bundled prompts were not
+    assert (out / "reward_model" / "adapter_config.json").exists()
+    assert any(float(t.abs().max()) > 0 for t in _adapter_b(out / "adapter").values())
+
+
+@pytest.mark.slow
 def test_cli_rounds_then_revert_reproduces_a_rounds_answers(tmp_path, tiny_model_dir, monkeypatch):
     """Two unattended rounds (generate, rate, a run-engine update each), then reverts: the next round from round r's
     policy with r's seed gives r's answers, word for word."""

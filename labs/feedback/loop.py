@@ -32,7 +32,7 @@ from pathlib import Path
 from labs import generate, paths, store
 
 SETTINGS = dict(model="HuggingFaceTB/SmolLM2-135M-Instruct", pool="prompts", prompts=8, k=4, temperature=0.8,
-                top_p=0.95, max_new_tokens=48, seed=0, kind="stars", threshold=4.0, mode="kto")
+                top_p=0.95, max_new_tokens=48, seed=0, kind="stars", threshold=4.0, mode="kto", rl_algo="rloo")
 N_PROBE = 4        # held-out prompts answered greedily by every round's policy: before/after on the same prompts
 MAX_BATCH = 64     # rows per generate call: 8 prompts x k=4 = 32 rows go in one call
 STATE_FILE = "loop.json"
@@ -52,8 +52,15 @@ def loop_dir(name: str) -> Path:
 
 
 def list_loops() -> list[str]:
-    return sorted((d.name for d in loops_dir().iterdir() if (d / STATE_FILE).exists()),
-                  key=lambda n: (loop_dir(n) / STATE_FILE).stat().st_mtime, reverse=True)
+    """Loop names, the most recently changed first (folders whose name the lab would not make are skipped)."""
+    found = []
+    for d in loops_dir().iterdir():
+        try:
+            if (loop_dir(d.name) / STATE_FILE).exists():
+                found.append(((d / STATE_FILE).stat().st_mtime_ns, d.name))
+        except (LoopError, OSError):
+            continue
+    return [n for _, n in sorted(found, reverse=True)]
 
 
 def exists(name: str) -> bool:
@@ -90,7 +97,7 @@ def edit(name: str):
 
 
 def check_settings(s: dict) -> dict:
-    from labs.feedback.config import MODES
+    from labs.feedback.config import MODES, RL_ALGOS
     out = {**SETTINGS, **{k: v for k, v in s.items() if v is not None}}
     unknown = sorted(set(out) - set(SETTINGS))
     if unknown:
@@ -115,6 +122,8 @@ def check_settings(s: dict) -> dict:
         raise LoopError(f"kind: one of {', '.join(store.RATING_KINDS)}, got {out['kind']!r}")
     if out["mode"] not in MODES:
         raise LoopError(f"mode: one of {', '.join(MODES)}, got {out['mode']!r}")
+    if out["rl_algo"] not in RL_ALGOS:
+        raise LoopError(f"rl_algo: one of {', '.join(RL_ALGOS)}, got {out['rl_algo']!r}")
     if out["k"] < 2 and (out["kind"] == "best_of_k" or out["mode"] in ("dpo", "rm")):
         raise LoopError("k: best-of-k rating and the dpo and rm updates compare a prompt's answers; use k >= 2")
     if not 1 < out["threshold"] <= 5:
@@ -330,7 +339,7 @@ def submit_update(name: str, mode: str | None = None, **overrides):
         cfg = UpdateConfig(loop=name, round=last["round"], mode=mode, model=s["model"],
                            init_run=state["policy"]["run_id"] or "", prompts=pool_source(state),
                            threshold=s["threshold"], seed=s["seed"] + last["round"], submitted_at=time.time(),
-                           max_new_tokens=s["max_new_tokens"], **overrides)
+                           max_new_tokens=s["max_new_tokens"], rl_algo=s.get("rl_algo", "rloo"), **overrides)
     except ConfigError as e:
         raise LoopError(str(e)) from None
     run = runs.submit("feedback", cfg.to_dict(), name=f"{name}-r{last['round']}-{mode}")
