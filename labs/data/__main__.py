@@ -1,4 +1,4 @@
-"""python -m labs.data inspect FILE | convert FILE --to sft|preference|kto --out OUT.jsonl | list"""
+"""python -m labs.data inspect FILE | convert FILE --to sft|preference|kto --out OUT.jsonl | list | real-sets"""
 from __future__ import annotations
 
 import argparse
@@ -69,8 +69,19 @@ def main(argv: list[str] | None = None) -> int:
                            help="auto keeps conversations as messages (every assistant turn trained)")
             s.add_argument("--standard", action="store_true", help="plain strings instead of message lists")
     sub.add_parser("list")
+    r = sub.add_parser("real-sets", help="save sentiment-real and drugs-real from the installed packages "
+                       "(labs/data/real.py)")
+    r.add_argument("--only", action="append", choices=["sentiment-real", "drugs-real"])
+    r.add_argument("--train", type=int, default=2000, help="at most this many training rows")
+    r.add_argument("--validation", type=int, default=500)
+    r.add_argument("--test", type=int, default=1000)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
     try:
+        if args.cmd == "real-sets":
+            from labs.data.real import cli
+            return cli(args.only, args.train, args.validation, args.test, args.seed, args.overwrite)
         return {"inspect": _inspect, "convert": _convert, "list": _list}[args.cmd](args)
     except (DataError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
