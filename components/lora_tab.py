@@ -222,7 +222,11 @@ def build(ctx) -> None:
     header = ctx.model_spec
     gr.Markdown("## LoRA explorer\nWhat rank, alpha and target modules cost (counted from the model's config, "
                 "no weights loaded), what they buy (real short training runs), and what the trained update "
-                "looks like inside.")
+                "looks like inside.\n\nEncoders count too (the course's BERT way): give the bundled "
+                "all-MiniLM-L6-v2 folder (`python -c \"from labs.encoder.data import minilm_path; "
+                "print(minilm_path())\"`) and the targets `query,value`: rank 8 trains 73,728 adapter weights "
+                "(`python -m labs.lora count --model <that folder> --rank 8 --targets query,value`); PEFT's "
+                "SEQ_CLS task type also trains the new 3-label head, 74,883 in all (labs/encoder/recipe.py).")
     with gr.Tabs():
         with gr.Tab("Calculator"):
             with gr.Row():

@@ -13,6 +13,7 @@ is detected (labs.data.detect) and each row becomes an example:
     sft         the SFT row whose trained tokens give the held-out loss (labs.data.mask.tokenize_row)
     category    the reference label for classification, else the row's 'task' column: the error table's filter
     input       the prompt as one line of text, for tables
+    row         the row with the format's column names (what a non-generating predictor reads)
 Raw rows are prompted through labs.data.formats.conversation, as the Dataset builder converts them for
 the sentiment and qa presets: text/label rows list the dataset's labels ("Label this text with one of: ..."),
 context/question/answers rows ask for a span copied from the context.
@@ -29,7 +30,8 @@ from labs.evaluation.predict import EvalError
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = {"instruct": ROOT / "assets" / "instruct"}
 GENERAL = ROOT / "assets" / "general"
-PRESET_TASK = {"sentiment": "classification", "qa": "qa", "instruction": "generation", "custom": "generation"}
+PRESET_TASK = {"sentiment": "classification", "qa": "qa", "instruction": "generation", "custom": "generation",
+               "classification": "classification"}  # the last: an encoder run's task
 
 
 @dataclass
@@ -125,6 +127,7 @@ def load_examples(data: str, split: str = "test", task: str | None = None, tasks
             skipped.append((i + 1, str(e)))
             continue
         ex["id"] = str(r.get("id", i))
+        ex["row"] = r  # the row itself, for predictors that read its fields (an encoder: text, context/question)
         ex["input"] = prompt_text(ex["sft"]) if ex["prompt"] is not None else str(ex["sft"]["text"])
         rows.append(ex)
     if not rows:
