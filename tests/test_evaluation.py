@@ -433,3 +433,19 @@ def test_evaluation_tab_end_to_end(data_dir, tiny_model_dir, serve_tab):
         _, msg = client.predict([], "instruct", "test", "auto", "", 5, 8, True, True, False, False, "", "", "",
                                 api_name="/eval_start")
         assert msg.startswith("⚠️") and "models" in msg
+
+
+def test_tab_timer_ticks_only_while_the_job_can_change(data_dir):
+    """A picked finished evaluation: drawn once, its timer off; a tick with nothing new redraws nothing."""
+    import gradio as gr
+    from components import evaluation_tab
+    from labs import runs
+    run = runs.create("evaluation", {"models": ["default"]}, name="evaluation")
+    run.set_status(state="finished")
+    status_md, _, view, timer = evaluation_tab.show(run.id)
+    assert "finished" in status_md and timer.active is False
+    out = evaluation_tab.tick(run.id, view)
+    assert all(o == gr.skip() for o in out[:3]) and out[3].active is False
+    assert evaluation_tab.show(None)[3].active is False
+    summary = evaluation_tab.results(run.id)[0]
+    assert summary.startswith("Pick a finished evaluation run")          # no evaluation.json yet
