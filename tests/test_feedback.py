@@ -169,6 +169,9 @@ def test_bad_loop_settings_and_names_are_refused(data_dir, tiny_model_dir):
                      (dict(temperature=0, k=2), "temperature")):
         with pytest.raises(loop.LoopError, match=msg):
             loop.start("bad", model=str(tiny_model_dir), **bad)
+    with pytest.raises(loop.LoopError, match="pool: prompts 'no-such-dataset'"):
+        loop.start("nopool", model=str(tiny_model_dir), pool="no-such-dataset")
+    assert not loop.exists("nopool")
     for name in ("..", "a/b", ".hidden", ""):
         with pytest.raises(loop.LoopError, match="loop name"):
             loop.start(name, model=str(tiny_model_dir))

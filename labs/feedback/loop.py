@@ -146,6 +146,7 @@ def start(name: str, typed: str | None = None, **settings) -> dict:
             state["settings"] = check_settings({**state["settings"], **settings})
             if typed is not None and state["settings"]["pool"] == "typed":
                 _write_typed(d, typed)
+            pool_prompts(state)  # a pool without prompts is refused (and nothing is saved)
         return state
     cfg = check_settings(settings)
     try:
@@ -160,8 +161,8 @@ def start(name: str, typed: str | None = None, **settings) -> dict:
         _write_typed(d, typed or "")
     state = {"name": name, "created_at": time.time(), "settings": cfg, "rounds": [], "events": [],
              "policy": {"run_id": None, "label": "starting model", "set_at": time.time()}}
-    _save(state)
     pool_prompts(state)  # refuse a pool without prompts now, not at the first round
+    _save(state)
     return state
 
 
