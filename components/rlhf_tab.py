@@ -167,11 +167,11 @@ def history_view(name):
 
 
 def start(name, model, pool, typed, n_prompts, k, temperature, top_p, max_new, seed, kind, threshold, mode,
-          rl_algo="rloo"):
+          rl_algo="rloo", draw="same"):
     name = (name or "").strip()
     settings = dict(pool="typed" if pool == "typed below" else pool, prompts=n_prompts, k=k, temperature=temperature,
                     top_p=top_p, max_new_tokens=max_new, seed=seed, kind=kind, threshold=threshold, mode=mode,
-                    rl_algo=rl_algo)
+                    rl_algo=rl_algo, draw=draw)
     try:
         if not loop.exists(name):
             settings["model"] = (model or "").strip() or loop.SETTINGS["model"]
@@ -186,9 +186,10 @@ def fill_settings(name):
     try:
         s = loop.load(name.strip())["settings"]
     except (loop.LoopError, AttributeError):
-        return [gr.skip()] * 11
+        return [gr.skip()] * 12
     return ["typed below" if s["pool"] == "typed" else s["pool"], s["prompts"], s["k"], s["temperature"], s["top_p"],
-            s["max_new_tokens"], s["seed"], s["kind"], s["threshold"], s["mode"], s.get("rl_algo", "rloo")]
+            s["max_new_tokens"], s["seed"], s["kind"], s["threshold"], s["mode"], s.get("rl_algo", "rloo"),
+            s.get("draw", "walk")]
 
 
 def generate(name, seed, progress=gr.Progress()):
@@ -260,6 +261,9 @@ def build(ctx):
             n_prompts = gr.Slider(1, 32, value=loop.SETTINGS["prompts"], step=1, label="Prompts per round")
             k = gr.Slider(1, MAX_K, value=loop.SETTINGS["k"], step=1, label="Answers per prompt (k)")
         typed = gr.Textbox(label="Prompts, one per line", lines=3, visible=False)
+        draw = gr.Radio([("the same prompts every round (rounds compare like with like)", "same"),
+                         ("new prompts every round (walk through the pool)", "walk")],
+                        value=loop.SETTINGS["draw"], label="Which prompts a round asks")
         with gr.Row():
             temperature = gr.Slider(0.05, 1.5, value=loop.SETTINGS["temperature"], step=0.05, label="Temperature")
             top_p = gr.Slider(0.05, 1, value=loop.SETTINGS["top_p"], step=0.05, label="Top-p")
@@ -329,7 +333,7 @@ def build(ctx):
     view = [sample_id, prompt_box, answer_box, stars_row, thumbs_row, best_col, *best_rows, *best_boxes, keys_md,
             progress_md]
     hist = [hist_plot, hist_df, probe_df, revert_to]
-    form = [pool, typed, n_prompts, k, temperature, top_p, max_new, seed, kind, threshold, mode, rl_algo]
+    form = [pool, typed, n_prompts, k, temperature, top_p, max_new, seed, kind, threshold, mode, rl_algo, draw]
     everything = dict(fn=lambda n, r: (loop_status(n), *rating_view(n, r), *history_view(n)), inputs=[name, rater],
                       outputs=[status, *view, *hist], api_visibility="private")
     # on page load: loops started since the page was built (by anyone), the newest one shown with its settings

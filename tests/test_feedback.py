@@ -152,21 +152,23 @@ def test_best_of_k_and_thumbs_ratings_and_the_next_sample(data_dir, tiny_model_d
     assert loop.progress("thumbs", 1) == {"samples": 4, "raters": {"ben": 2}, "simulated": set()}
 
 
-def test_rounds_walk_through_the_pool_and_a_seed_gives_its_prompts_again(data_dir, tiny_model_dir):
+def test_rounds_ask_the_same_prompts_or_walk_through_the_pool(data_dir, tiny_model_dir):
     from labs.feedback import loop
-    st = loop.start("walk", model=str(tiny_model_dir), prompts=8, seed=3)
+    st = loop.start("walk", model=str(tiny_model_dir), prompts=8, seed=3, draw="walk")
     rounds = [loop.draw(st, s) for s in (3, 4, 5, 6)]
     texts = [[p[-1]["content"] for p in r] for r in rounds]
     assert all(len(set(t)) == 8 for t in texts)
-    assert len(set(sum(texts[:4], []))) == 32  # 34 bundled prompts to rate: four rounds of 8 without a repeat
-    assert loop.draw(st, 4) == rounds[1]
+    assert len({t for r in texts for t in r}) == 32  # 34 bundled prompts to rate: four rounds of 8 without a repeat
+    assert loop.draw(st, 4) == rounds[1]  # a seed gives its prompts again
+    st = loop.start("same", model=str(tiny_model_dir), prompts=8, seed=3)  # draw "same", the default
+    assert [loop.draw(st, s) for s in (3, 4, 9)] == [rounds[0]] * 3
 
 
 def test_bad_loop_settings_and_names_are_refused(data_dir, tiny_model_dir):
     from labs.feedback import loop
     for bad, msg in ((dict(k=0), "k:"), (dict(prompts=0), "prompts:"), (dict(kind="x"), "kind:"),
                      (dict(k=1, mode="dpo"), "k >= 2"), (dict(threshold=1), "threshold"),
-                     (dict(temperature=0, k=2), "temperature")):
+                     (dict(temperature=0, k=2), "temperature"), (dict(draw="random"), "draw")):
         with pytest.raises(loop.LoopError, match=msg):
             loop.start("bad", model=str(tiny_model_dir), **bad)
     with pytest.raises(loop.LoopError, match="pool: prompts 'no-such-dataset'"):

@@ -39,6 +39,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--mode", choices=MODES, default="kto", help="policy update: kto, dpo or rm (default kto)")
     ap.add_argument("--rl-algo", choices=["rloo", "grpo"], default="rloo",
                     help="--mode rm: the RL step after the reward model (default rloo)")
+    ap.add_argument("--draw", choices=["same", "walk"], default="same",
+                    help="same: the same prompts every round (default; rounds compare like with like); walk: new ones")
     ap.add_argument("--prompts", type=int, default=8, help="prompts per round (default 8)")
     ap.add_argument("--k", type=int, default=4, help="answers per prompt (default 4)")
     ap.add_argument("--kind", choices=["stars", "thumbs", "best_of_k"], default="stars",
@@ -69,7 +71,7 @@ def run(a, out=print) -> list[dict]:
     rater = raters.get(a.rater)
     name = a.loop or f"sim-{rater.name.split(':', 1)[1].replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
     settings = dict(prompts=a.prompts, k=a.k, kind=a.kind, threshold=a.threshold, mode=a.mode, rl_algo=a.rl_algo,
-                    max_new_tokens=a.max_new_tokens, seed=a.seed)
+                    draw=a.draw, max_new_tokens=a.max_new_tokens, seed=a.seed)
     if a.model or not loop.exists(name):  # a loop that continues keeps its starting model
         settings["model"] = a.model or loop.SETTINGS["model"]
     loop.start(name, **settings)
