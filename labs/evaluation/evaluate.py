@@ -92,7 +92,9 @@ def plan(cfg: EvalConfig) -> dict:
     """Models (with labels), data, split, rows filter and task after the run defaults are applied."""
     specs, names = list(cfg.models), [None] * len(cfg.models)
     run = next((run_settings(s) for s in specs if run_settings(s)), {})
-    if run and len(specs) == 1 and cfg.compare_base and run.get("base"):
+    # a causal LM run alone is compared with its base (an encoder's base has no head to answer with)
+    if run and len(specs) == 1 and cfg.compare_base and run.get("base") and \
+            predict_mod.model_kind(specs[0]) == "causal_lm":
         specs, names = [run["base"], *specs], ["base", None]
     data = cfg.data or run.get("dataset") or "instruct"
     if cfg.tasks == "auto":
