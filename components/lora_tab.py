@@ -297,7 +297,8 @@ def build(ctx) -> None:
             sw_status = gr.Markdown()
             sw_table = gr.Dataframe(interactive=False)
             sw_plot = gr.Plot()
-            sw_timer = gr.Timer(3.0, active=False)  # on while a picked sweep has a queued/running point
+            # first tick: draws the sweep the picker shows at page load; then on only while a point can change
+            sw_timer = gr.Timer(3.0)
             sw_seen = gr.State(None)  # per browser session: the sweep_view on screen
 
         with gr.Tab("Inside an adapter"):

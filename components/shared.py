@@ -217,8 +217,9 @@ def run_monitor(prefix: str, recipe: str | None = None, every_s: float = 2.0) ->
             log_scale = gr.Checkbox(label="Log scale", value=False, scale=1)
         loss_plot = gr.Plot(label="Loss")
         error = gr.Markdown()
-    # Off until a live run is picked: a page left open on a finished run (or on none) sends nothing.
-    timer = gr.Timer(every_s, active=False)
+    # The first tick draws the run the picker shows when the page loads (its first choice, the newest run);
+    # after that the timer runs only while the run shown can change: a page left on a finished run sends nothing.
+    timer = gr.Timer(every_s)
     seen = gr.State(None)  # per browser session: the RunView on screen
 
     inputs, outputs = [run_id, smoothing, log_scale], [status, loss_plot, error, seen, timer]

@@ -57,7 +57,7 @@ def test_monitor_on_a_finished_run_switches_its_timer_off_and_draws_nothing(data
     out = shared.tick(run.id, 0.0, False, view)  # a tick still in flight when the timer went off
     assert out[:4] == (SKIP,) * 4 and out[4].active is False
     assert len(figures) == 1  # no figure was rebuilt
-    # ↻ resets the session's view: the next tick draws once, then the timer is off again
+    # no view yet (the first tick after a page load, or after ↻): the tick draws once, then the timer is off
     status, fig, _, view2, timer = shared.tick(run.id, 0.0, False, None)
     assert "**finished**" in status and len(figures) == 2 and timer.active is False and view2 == view
 
