@@ -47,7 +47,7 @@ HELP = {
     "device": "auto, cpu, cuda or mps.",
     "precompute_ref": "DPO: compute the reference model's log-probabilities once before training instead of at "
                       "every step (same loss; benchmarks/dpo_throughput.py measures the speed).",
-    "completion_head": "Off a CUDA GPU: project only the answer positions through the LM head (same loss; "
+    "completion_head": "DPO off a CUDA GPU: project only the answer positions through the LM head (same loss; "
                        "benchmarks/dpo_throughput.py measures the speed).",
     "logging_steps": "Log loss, rewards, margins and log-probabilities every N steps.",
     "save_steps": "Save a checkpoint every N steps (Stop also saves one, and Resume continues from it).",
@@ -117,7 +117,7 @@ class PreferenceRunConfig:
         need(self.method in METHODS, "method", f"dpo or orpo, got {self.method!r}")
         need(self.model, "model", "give a model (a Hub id, a local directory or 'default')")
         need(self.data, "data", "give 'store', 'store:BATCH', a saved dataset's name or a .jsonl path")
-        need(self.data != "store:" , "data", "name the batches after 'store:' (comma separated), or use 'store'")
+        need(self.data != "store:", "data", "name the batches after 'store:' (comma separated), or use 'store'")
         need(0 < self.beta <= 10, "beta", f"between 0 (exclusive) and 10, got {self.beta:g}")
         need(self.loss_type in LOSS_TYPES, "loss_type", f"one of {', '.join(LOSS_TYPES)}"
              + (" (for the supervised term use sft_weight)" if self.loss_type == "sft" else ""))
@@ -190,7 +190,7 @@ class PreferenceRunConfig:
 
 # Presets: sized for the labels people make in the labeler (tens of pairs) on 2 CPU cores.
 PRESETS = {
-    "dpo": dict(method="dpo", beta=0.1, loss_type="sigmoid", sft_weight=0.0, learning_rate=5e-4, num_epochs=3.0,
+    "dpo": dict(method="dpo", beta=0.1, loss_type="sigmoid", sft_weight=0.2, learning_rate=5e-4, num_epochs=3.0,
                 batch_size=4),
     "orpo": dict(method="orpo", beta=0.1, loss_type="sigmoid", sft_weight=0.0, learning_rate=5e-4,
                  num_epochs=3.0, batch_size=4),

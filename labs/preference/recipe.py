@@ -66,7 +66,12 @@ def load_rows(cfg: PreferenceRunConfig) -> list[dict]:
                 raise ConfigError(f"data: file {cfg.data} not found")
             raw = data.read_rows(p)
         else:
-            raw = [dict(r) for r in data.load_saved(cfg.data)["train"]]
+            try:
+                saved = data.load_saved(cfg.data)
+            except data.DataError as e:
+                raise ConfigError(f"data: {cfg.data!r} is not 'store', 'store:BATCH' or a data file, and {e}") \
+                    from None
+            raw = [dict(r) for r in saved["train" if "train" in saved else next(iter(saved))]]
         rows = data.to_preference(raw)
     except data.DataError as e:
         raise ConfigError(f"data: {e}") from None
