@@ -40,7 +40,7 @@ def model_dir(spec: str) -> Path:
 
 @functools.lru_cache(maxsize=2)
 def _load(path: str, mtime: float) -> Trained:
-    import yaml
+    """The model, tokenizer, task and labels of a folder (cached by path and config.json's time)."""
     from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
     cfg = AutoConfig.from_pretrained(path)
     arch = " ".join(cfg.architectures or [])
@@ -52,17 +52,20 @@ def _load(path: str, mtime: float) -> Trained:
         raise EncoderError(f"model '{path}': {arch or 'no architecture'} has no classification or QA head; "
                            "fine-tune it first (python -m labs.encoder)")
     model = cls.from_pretrained(path).eval()
-    settings = dict(QA_DEFAULTS)
-    run_cfg = Path(path).parent / "config.yaml"
-    if run_cfg.is_file():
-        settings.update({k: v for k, v in (yaml.safe_load(run_cfg.read_text()) or {}).items() if k in QA_DEFAULTS})
     labels = [cfg.id2label[i] for i in range(cfg.num_labels)] if task == "classification" else []
-    return Trained(model, AutoTokenizer.from_pretrained(path), task, labels, settings)
+    return Trained(model, AutoTokenizer.from_pretrained(path), task, labels)
 
 
 def load(spec: str) -> Trained:
+    """A trained encoder with the QA settings of its run's config.yaml (read on every call), else the defaults."""
+    import yaml
     d = model_dir(spec)
-    return _load(str(d.resolve()), (d / "config.json").stat().st_mtime)
+    m = _load(str(d.resolve()), (d / "config.json").stat().st_mtime)
+    settings = dict(QA_DEFAULTS)
+    run_cfg = d.parent / "config.yaml"
+    if run_cfg.is_file():
+        settings.update({k: v for k, v in (yaml.safe_load(run_cfg.read_text()) or {}).items() if k in QA_DEFAULTS})
+    return Trained(m.model, m.tokenizer, m.task, m.labels, settings)
 
 
 def _batches(n: int, size: int):

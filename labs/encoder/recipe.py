@@ -148,13 +148,17 @@ def build_trainer(cfg: EncoderRunConfig, session, splits: dict | None = None, la
     return trainer, tok, splits, labels
 
 
-def evaluate_split(cfg: EncoderRunConfig, model, tok, rows: list[dict], labels: list[str]) -> tuple[dict, list[dict]]:
-    """Metrics and per-row predictions of `model` on rows (labs.evaluation.metrics: the one place)."""
+def evaluate_split(cfg: EncoderRunConfig, model_dir: Path, rows: list[dict], labels: list[str]) -> tuple[dict, list[dict]]:
+    """Metrics and per-row predictions of the saved model on rows (labs.evaluation.metrics: the one place).
+    The model is read back from disk, as `python -m labs.evaluation` reads it: the trained one in memory
+    still runs under the Trainer's autocast wrapper, whose bf16 rounding flipped 1 of 379 drugs-real answers."""
     from labs.encoder.data import answers_of
-    from labs.encoder.infer import Trained, predict_labels, predict_spans
+    from labs.encoder.infer import Trained, load, predict_labels, predict_spans
     from labs.evaluation.metrics import confusion, per_example, score, shown
-    m = Trained(model.eval(), tok, cfg.task, labels, {"max_length": cfg.max_length, "doc_stride": cfg.doc_stride,
-                                                       "max_answer_length": cfg.max_answer_length, "n_best": cfg.n_best})
+    saved = load(str(model_dir))
+    m = Trained(saved.model, saved.tokenizer, cfg.task, labels,
+                {"max_length": cfg.max_length, "doc_stride": cfg.doc_stride,
+                 "max_answer_length": cfg.max_answer_length, "n_best": cfg.n_best})
     if cfg.task == "classification":
         preds = predict_labels(m, [str(r["text"]) for r in rows])
         refs = [str(r["label"]).strip() for r in rows]
@@ -185,11 +189,11 @@ def train(cfg: EncoderRunConfig, session, splits: dict | None = None, labels: li
                "train_cpu_seconds": round(time.process_time() - cpu0, 1), "train_loss_final": result.training_loss}
 
     # ---- Save: LoRA merged into the weights, so model/ loads like any fine-tuned encoder
-    model = trainer.model
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     if cfg.method == "lora":
         model = model.merge_and_unload()
+    out = run_dir / "model"
     if session.is_main:
-        out = run_dir / "model"
         model.save_pretrained(str(out))
         tok.save_pretrained(str(out))
         (out / "lab_source.json").write_text(json.dumps({"kind": "local", "recipe": "encoder", "task": cfg.task,
@@ -201,7 +205,7 @@ def train(cfg: EncoderRunConfig, session, splits: dict | None = None, labels: li
     if session.is_main and held:
         rows = held[:cfg.eval_rows] if cfg.eval_rows else held
         t1 = time.perf_counter()
-        metrics, preds = evaluate_split(cfg, model, tok, rows, labels)
+        metrics, preds = evaluate_split(cfg, out, rows, labels)
         metrics["split"] = "test" if splits.get("test") else "validation"
         metrics["seconds"] = round(time.perf_counter() - t1, 1)
         (run_dir / "eval_metrics.json").write_text(json.dumps(metrics, indent=1))
