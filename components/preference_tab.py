@@ -311,6 +311,7 @@ def build(ctx):
     from_a.click(lambda pid, who: start_ideal("A", pid, who), [pair_id, annotator], ideal, api_visibility="private")
     from_b.click(lambda pid, who: start_ideal("B", pid, who), [pair_id, annotator], ideal, api_visibility="private")
     source.change(lambda s: gr.update(visible=s == "typed below"), source, typed, api_visibility="private")
+    batch.focus(lambda: gr.update(choices=_batch_choices()), None, batch, queue=False, api_visibility="private")
     make_btn.click(make_pairs, [ctx.model_spec, spec_b, source, typed, n, temperature, top_p, max_new, seed],
                    [make_md, batch], api_name="pref_make_pairs", **GPU_QUEUE)
     agree_btn.click(agreement, batch, [agree_md, agree_df], api_name="pref_agreement")

@@ -6,7 +6,8 @@ then the starting model against the trained one.
 The form *is* labs.preference.config.PreferenceRunConfig: "Copy config as YAML / command" shows the job as
 the run directory keeps it (`python -m labs.preference --config run.yaml` runs it headless). Callable by
 gradio_client: pref_train_preset, pref_train_config_yaml, pref_train_start, pref_train_results (+ the run
-monitor's pref_train_run_status/stop/kill/resume).
+monitor's pref_train_run_status/stop/kill/resume), pref_ab_make (a blind A/B batch: the trained run against its
+starting model on held-out prompts, labeled in the labeler above) and pref_winrate (its win rate, 95% interval).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from dataclasses import fields
 import gradio as gr
 import pandas as pd
 
-from components.shared import dataset_choices, run_choices
+from components.shared import GPU_QUEUE, dataset_choices, run_choices
 from labs import runs, store
 from labs.preference.config import (HELP, LINEAR_NAMES, LOSS_TYPES, PRESETS, ConfigError, PreferenceRunConfig,
                                     preset)
@@ -154,6 +155,52 @@ def results(run_id: str) -> dict:
             "before_after": read("before_after.jsonl"), "odds": read("odds.jsonl")}
 
 
+def ab_make(run_id, n, temperature, max_new_tokens, seed, progress=gr.Progress()):
+    """Store a blind A/B batch for the run; the annotators label it in the labeler (Batch: ab-...)."""
+    from labs import models
+    from labs.preference import pairs as pref_pairs
+    from labs.preference import winrate
+    if not run_id:
+        return "⚠️ Pick a finished run above first."
+    try:
+        run = runs.get(run_id)
+        if run.status().get("state") != "finished":
+            raise pref_pairs.PairsError(f"run {run_id} is {run.status().get('state')}: a blind A/B pass needs a "
+                                        f"finished run")
+        progress(0, desc="loading the trained model")
+        loaded = models.CACHE.get(str(run.dir))
+        batch, ids = winrate.make_ab_pairs(str(run.dir), n=int(n or 0), temperature=float(temperature),
+                                           max_new_tokens=int(max_new_tokens), seed=int(seed or 0), loaded=loaded,
+                                           batch=f"{winrate.AB_PREFIX}{run_id}-{int(seed or 0)}",
+                                           progress=lambda d, t: progress(d / t, desc=f"{d} of {t} prompts"))
+    except (pref_pairs.PairsError, models.ModelError, store.StoreError, runs.RunError, ValueError) as e:
+        gr.Warning(str(e))
+        return f"⚠️ {e}"
+    return (f"Stored **{len(ids)} blind pairs** in batch **{batch}**: pick it in *Batch* at the top of this tab and "
+            f"label as usual. The page never says which side is the trained model; each annotator sees the two in "
+            f"an order of their own. Then press *Win rate*.")
+
+
+def ab_winrate(run_id):
+    """The trained run's win rate over every labeled A/B batch made for it."""
+    from labs.preference import winrate
+    if not run_id:
+        return "⚠️ Pick a finished run above first."
+    try:
+        spec = str(runs.get(run_id).dir)
+        batches = [b["batch"] for b in store.batches()
+                   if b["batch"].startswith(winrate.AB_PREFIX) and b["model_a"] == spec]
+        if not batches:
+            raise store.StoreError(f"no blind A/B batch for run {run_id} yet: press *Make blind A/B pairs*")
+        parts = [winrate.winrate_from_labels(b, spec) for b in batches]
+    except (store.StoreError, runs.RunError) as e:
+        return f"⚠️ {e}"
+    w, l, t = (sum(r[k] for r in parts) for k in ("wins", "losses", "ties"))
+    total = winrate.win_rate(w, l, t)
+    return (f"**Trained vs starting model, blind:** {winrate.describe(total)} (batches: {', '.join(batches)}). "
+            f"Above 50% with the whole interval above it: people prefer the trained model.")
+
+
 def details_follow(run_id, seen, drawn):
     """Redraw only when the monitored run's metrics or state changed since last drawn (not for an ETA tick)."""
     key = None if seen is None else (seen.run_id, seen.state, seen.metrics)
@@ -228,6 +275,19 @@ def build_training(ctx):
         odds_df = gr.Dataframe(label="ORPO's log odds ratio per labeled pair", wrap=True, scale=3)
         odds_plot = gr.Plot(label="Log odds ratio before vs after", scale=2)
     why_md = gr.Markdown()
+    with gr.Accordion("Blind A/B: trained vs starting model (win rate with its 95% interval)", open=False):
+        gr.Markdown("For each held-out prompt, one sampled answer of the finished run above and one of its starting "
+                    "model are stored as a pair; label them in the labeler like any pair (you are not told which "
+                    "is which). These pairs are never trained on.")
+        with gr.Row():
+            ab_n = gr.Number(0, precision=0, label="Held-out prompts (0 = all)")
+            ab_temp = gr.Slider(0, 1.5, value=0.8, step=0.05, label="Temperature")
+            ab_new = gr.Slider(8, 512, value=96, step=8, label="Max new tokens")
+            ab_seed = gr.Number(0, precision=0, label="Seed")
+        with gr.Row():
+            ab_btn = gr.Button("Make blind A/B pairs")
+            wr_btn = gr.Button("Win rate")
+        ab_md = gr.Markdown()
 
     # ---- events
     preset_dd.change(apply_preset, preset_dd, [*form, preset_note], api_name="pref_train_preset", queue=False)
@@ -242,6 +302,8 @@ def build_training(ctx):
     mon.seen.change(details_follow, [mon.run_id, mon.seen, drawn], [*out, drawn], queue=False,
                     show_progress="hidden", api_visibility="private")
     gr.api(results, api_name="pref_train_results")
+    ab_btn.click(ab_make, [mon.run_id, ab_n, ab_temp, ab_new, ab_seed], ab_md, api_name="pref_ab_make", **GPU_QUEUE)
+    wr_btn.click(ab_winrate, mon.run_id, ab_md, api_name="pref_winrate")
 
 
 if __name__ == "__main__":

@@ -381,6 +381,16 @@ def test_training_form_starts_a_run_and_shows_before_after(data_dir, tiny_model_
         assert run_id in msg and "4 labeled pairs" in msg
         assert runs.wait(run_id, timeout_s=300)["state"] == "finished", runs.get(run_id).log_tail(30)
         res = client.predict(run_id, api_name="/pref_train_results")
+        # the blind A/B pass: pairs of the trained run vs its starting model, labeled, then the win rate
+        assert "no blind A/B batch" in client.predict(run_id, api_name="/pref_winrate")
+        msg = client.predict(run_id, 2, 0.8, 8, 0, api_name="/pref_ab_make")
+        assert "Stored **2 blind pairs** in batch **ab-" in msg
+        ab = [b for b in store.batches() if b["batch"].startswith("ab-")]
+        assert len(ab) == 1 and ab[0]["model_a"] == str(runs.get(run_id).dir)
+        for pid in [p["id"] for p in store.pairs(ab[0]["batch"])]:
+            store.label(pid, "eva", "tie")
+        wr = client.predict(run_id, api_name="/pref_winrate")
+        assert "win rate 50% (95% CI" in wr and "over 2 labeled pairs: 0 won, 0 lost, 2 tied" in wr
     assert res["state"] == "finished" and res["eval_metrics"]["train"]["pairs"] == 4
     assert len(res["before_after"]) == 2 and len(res["odds"]) == 4
     fig, ba, md, odds_df, odds_fig, why = ui.details(run_id)
@@ -390,3 +400,64 @@ def test_training_form_starts_a_run_and_shows_before_after(data_dir, tiny_model_
 
 
 DPO_NOTE = "the starting model is its own reference"
+
+
+# --------------------------------------------------------------------------- blind A/B pass and the unattended loop
+def _tiny_adapter(tiny_model_dir, out):
+    """A LoRA adapter on the tiny model whose B matrices are not zero (so adapter on and off differ)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 1.0)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(out)
+    return out
+
+
+def test_blind_ab_pairs_are_held_out_and_never_trained_on(data_dir, tiny_model_dir, tmp_path):
+    from labs.preference.pairs import PairsError, load_prompts
+    from labs.preference.recipe import load_rows
+    from labs.preference.winrate import AB_PREFIX, STARTING, make_ab_pairs, winrate_from_labels
+    adapter = str(_tiny_adapter(tiny_model_dir, tmp_path / "adapter"))
+    batch, ids = make_ab_pairs(adapter, n=3, max_new_tokens=6, seed=0)
+    assert batch.startswith(AB_PREFIX) and len(ids) == 3
+    held_out = [p[0]["content"] for p in load_prompts("prompts", "held_out")[:3]]
+    got = store.pairs(batch)
+    assert [p["prompt"][0]["content"] for p in got] == held_out
+    assert {(p["model_a"], p["model_b"]) for p in got} == {(adapter, STARTING)}
+    assert any(p["a"] != p["b"] for p in got)  # adapter on vs off: different models answered
+    # the annotator is shown both sides, in an order of its own, without the model names
+    shown = store.get_pair(ids[0], "eva")
+    assert {shown["A"], shown["B"]} == {got[0]["a"], got[0]["b"]}
+    for pid in ids:
+        store.label(pid, "eva", "A")
+    r = winrate_from_labels(batch, adapter)
+    assert r["n"] == 3 and r["wins"] + r["losses"] == 3
+    # "every batch of the store" leaves the A/B pass out: its prompts are the test
+    fill_store(2, batch="labels")
+    rows = load_rows(PreferenceRunConfig(data="store"))
+    assert len(rows) == 2 and all(r["prompt"][0]["content"].startswith("Name a colour") for r in rows)
+    with pytest.raises(PairsError, match="not a LoRA run or adapter"):
+        make_ab_pairs(str(tiny_model_dir), n=1, max_new_tokens=4)
+
+
+def test_simulate_runs_the_whole_loop_on_a_tiny_model(data_dir, tiny_model_dir, monkeypatch):
+    from labs.preference import simulate
+    monkeypatch.setattr(simulate, "PAIR_TOKENS", 12)
+    lines = []
+    r = simulate.run(4, str(tiny_model_dir), "dpo", out=lines.append)
+    labels_line, ab_line = lines
+    assert labels_line.startswith("pairs=4 ") and "labels: A=" in labels_line
+    assert sum(r["labels"].values()) == 4
+    # every label went through the store as the simulated annotator, in its shown order
+    assert store.stats()["annotators"] == 1 and store.progress(simulate.ANNOTATOR)["done"] >= 4
+    wr = r["winrate"]
+    assert ab_line.startswith("blind A/B") and wr["n"] == wr["wins"] + wr["losses"] + wr["ties"] > 0
+    assert 0 <= wr["low"] <= wr["rate"] <= wr["high"] <= 1
+    assert r["before"] > 0 and r["after"] > 0 and (Path(r["run_dir"]) / "adapter" / "adapter_config.json").exists()

@@ -48,8 +48,10 @@ def load_rows(cfg: PreferenceRunConfig) -> list[dict]:
     if batches is not None:
         from labs import store
         from labs.preference import labels
+        from labs.preference.winrate import AB_PREFIX
         rows = []
-        for b in batches or [None]:
+        # every batch but the blind A/B passes (held-out prompts: training on them would mark the test)
+        for b in batches or [x["batch"] for x in store.batches() if not x["batch"].startswith(AB_PREFIX)]:
             if b and not store.pairs(b):
                 names = ", ".join(x["batch"] for x in store.batches()) or "none yet"
                 raise ConfigError(f"data: no batch {b!r} in the store (batches: {names})")

@@ -9,9 +9,12 @@
    it prefers the answer with fewer words, and calls equal counts a tie (a tie trains nothing);
 3. the preference recipe (the method's preset) trains on that batch's labels, in this process;
 4. greedy answers to the held-out bundled prompts, from the starting model and from the trained one
-   (the recipe's before_after.jsonl), measure the trait: the mean number of words per answer.
+   (the recipe's before_after.jsonl), measure the trait: the mean number of words per answer;
+5. a blind A/B pass (labs.preference.winrate): per held-out prompt one sampled answer of each model, labeled
+   by the same rater without being told which is which; the trained model's win rate with its 95% interval.
 
-The last line is `trait before=<mean words> after=<mean words>`; the line above it gives the seconds.
+The last line is `trait before=<mean words> after=<mean words>`; the lines above it give the seconds and the
+win rate.
 """
 from __future__ import annotations
 
@@ -73,7 +76,13 @@ def run(n_pairs: int, model_spec: str | None = None, method: str = "dpo", out=pr
     cfg = preset(method, model=cfg.model, data=f"store:{batch}")
     summary = train(cfg, NullSession(run_dir))
     gen = {"before": summary["generations/before_mean_words"], "after": summary["generations/after_mean_words"]}
-    return {**gen, "seconds": time.perf_counter() - t0, "pair_seconds": t_pairs, "run_dir": str(run_dir),
+    from labs.preference import winrate
+    trained = str(run_dir / "adapter")
+    ab_batch, ab_ids = winrate.make_ab_pairs(trained, temperature=0.8, max_new_tokens=PAIR_TOKENS, seed=1)
+    label_batch(ab_ids)
+    wr = winrate.winrate_from_labels(ab_batch, trained)
+    out(f"blind A/B (batch {ab_batch}), trained vs starting model: {winrate.describe(wr)}")
+    return {**gen, "winrate": wr, "seconds": time.perf_counter() - t0, "pair_seconds": t_pairs, "run_dir": str(run_dir),
             "train_seconds": summary["train_seconds"], "labels": counts, "summary": summary}
 
 
@@ -98,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"run={r['run_dir']} train_seconds={r['train_seconds']} pair_seconds={r['pair_seconds']:.1f}")
+    wr = r["winrate"]
+    print(f"winrate={wr['rate']:.3f} low={wr['low']:.3f} high={wr['high']:.3f} n={wr['n']}")
     print(f"seconds={r['seconds']:.1f}")
     print(f"trait before={r['before']:.1f} after={r['after']:.1f}")
     return 0
