@@ -6,7 +6,8 @@ learn, then chat with it next to the base model, merge and export it.
 The form *is* labs.sft.config.SFTRunConfig: "Copy config as YAML" and "Copy command" show the job
 exactly as the run directory keeps it (`python -m labs.sft --config run.yaml` runs it headless).
 Callable by gradio_client: sft_preset, sft_mask_preview, sft_config_yaml, sft_start, sft_load_config,
-sft_details, sft_compare, sft_export (+ the run monitor's sft_run_status/stop/kill/resume).
+sft_details, sft_compare, sft_export (+ the run monitor's sft_run_status/stop/kill/resume); the encoder way's
+panel, an accordion at the end of the tab, adds encoder_* (components/encoder_panel.py).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from labs import runs
 from labs.sft.config import HELP, LINEAR_NAMES, PRESETS, TASKS, ConfigError, SFTRunConfig, preset
 
 FIELDS = [f.name for f in fields(SFTRunConfig) if f.name != "model"]  # the model comes from the header
-DATASETS = ["instruct"]
+DATASETS = ["instruct", "sentiment-real", "drugs-real", "assets/qa_varied"]
 
 
 def _cfg(model, values) -> SFTRunConfig:
@@ -50,8 +51,10 @@ def _preset_note(name):
     return {"instruction": "extract name, city and age as YAML (bundled set, held-out phrasings and names); "
                            "exact match.",
             "transform": "sort words, reformat dates, upper-case phrases; exact match.",
-            "sentiment": "review -> positive / negative / neutral; accuracy, precision, recall, F1.",
-            "qa": "a context and a question -> a span; exact match and token F1.",
+            "sentiment": "real tweets (sentiment-real) -> negative / neutral / positive; accuracy, precision, "
+                         "recall, F1. Pick drugs-real for drug reviews.",
+            "qa": "varied paragraphs and question forms (assets/qa_varied) -> a span copied from the context; "
+                  "exact match and token F1.",
             "custom": "every row of the dataset; exact match."}[name]
 
 
@@ -324,6 +327,15 @@ def build(ctx):
     compare_btn.click(compare, [mon.run_id, ctx.model_spec, prompt, max_new], [base_out, tuned_out],
                       api_name="sft_compare", **GPU_QUEUE)
     export_btn.click(export, [mon.run_id, repo, token], [export_md, card], api_name="sft_export", **GPU_QUEUE)
+
+    try:
+        from components.encoder_panel import build_encoder
+    except ImportError:
+        build_encoder = None
+    if build_encoder is not None:
+        with gr.Accordion("The encoder way: BERT-style classifier or extractive QA (course slides 5, 10-14)",
+                          open=False):
+            build_encoder(ctx)
 
 
 if __name__ == "__main__":

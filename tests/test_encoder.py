@@ -265,3 +265,56 @@ def test_evaluation_cli_scores_a_tiny_encoder_run(tiny_bert, tmp_path, capsys):
     own = json.loads((qa_dir / "eval_metrics.json").read_text())
     assert float(printed["exact_match"]) == pytest.approx(own["exact_match"], abs=1e-4)
     assert float(printed["f1"]) == pytest.approx(own["f1"], abs=1e-4)
+
+
+# --------------------------------------------------------------------------- hyperparameter search (slide 13)
+def test_search_grid_is_checked_before_anything_is_queued():
+    from labs.encoder.search import SearchError, parse_grid, trials_of
+    assert parse_grid("learning_rate=2e-5,1e-4; num_epochs=2,4") == {"learning_rate": [2e-5, 1e-4],
+                                                                     "num_epochs": [2, 4]}
+    for text, msg in (("", "at least one setting"), ("learning_rate", "should be name=value"),
+                      ("seed=1,2", "'seed' cannot be searched")):
+        with pytest.raises(SearchError, match=msg):
+            parse_grid(text)
+    trials = trials_of("sentiment", {"learning_rate": [5e-5, 1e-4], "num_epochs": [2, 4]})
+    # the preset's own settings first and once (5e-5 with 4 epochs is the preset: not repeated)
+    assert trials[0] == {"trial": "default", "settings": {"learning_rate": 5e-5, "num_epochs": 4.0}}
+    assert len(trials) == 4 and {"learning_rate": 5e-5, "num_epochs": 4} not in [t["settings"] for t in trials[1:]]
+    assert len(trials_of("sentiment", {"learning_rate": [1e-5, 2e-5, 1e-4], "num_epochs": [1, 2]}, 3, 0)) == 4
+    with pytest.raises(SearchError, match="learning_rate: between 0 and 0.01"):
+        trials_of("sentiment", {"learning_rate": [0.5]})
+
+
+@pytest.mark.slow
+def test_search_queues_trials_chooses_on_validation_and_scores_test_once(tiny_bert, tmp_path, data_dir,
+                                                                         monkeypatch):
+    from labs import runs
+    from labs.encoder import search
+    data = tmp_path / "reviews"
+    data.mkdir()
+    for split, rows in (("train", CLASS_ROWS), ("validation", CLASS_ROWS[:6]), ("test", CLASS_ROWS[6:18])):
+        (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fixed = dict(encoder=str(tiny_bert), dataset=str(data), max_steps=2, batch_size=4, logging_steps=1,
+                 device="cpu", max_length=48, precision="fp32", warmup=0)
+    rec = search.start("sentiment", {"learning_rate": [1e-3, 5e-3]}, overrides=fixed)
+    assert [t["trial"] for t in rec["trials"]] == ["default", "1", "2"]
+    partial = search.results(rec["id"])
+    assert partial["test"] is None and len(partial["trials"]) == 3
+    for t in rec["trials"]:
+        assert runs.wait(t["run_id"], timeout_s=300)["state"] == "finished", runs.get(t["run_id"]).log_tail(20)
+        run = runs.get(t["run_id"])
+        assert json.loads((run.dir / "eval_metrics.json").read_text())["split"] == "validation"
+        assert json.loads((run.dir / "eval_metrics.json").read_text())["n"] == 6
+    res = search.results(rec["id"])
+    scores = [t["f1_macro"] for t in res["trials"]]
+    assert res["ended"] and res["best"]["f1_macro"] == max(scores)
+    assert res["test"]["best_trial"] == res["best"]["trial"] and res["test"]["best"]["n"] == 12
+    assert "default" in res["test"] and "Test split, scored once" in search.describe(res)
+    # scored once: asking again reads the record, it never scores the test split a second time
+    monkeypatch.setattr(search, "_test_scores", lambda *a: pytest.fail("test split scored twice"))
+    assert search.results(rec["id"])["test"] == res["test"]
+    assert search.figure(res).axes[0].patches.__len__() == 3
+    with pytest.raises(search.SearchError, match="no search 'nope'"):
+        search.load("nope")
+    with pytest.raises(search.SearchError, match="search id"):
+        search.load("../x")

@@ -33,7 +33,8 @@ def test_sft_tab_end_to_end(client, tiny_model_dir, tmp_path, data_dir):
 
     values = list(client.predict("sentiment", api_name="/sft_preset"))
     form = dict(zip(FIELDS, values[:len(FIELDS)]))
-    assert form["task"] == "sentiment" and form["data_tasks"] == "sentiment" and "accuracy" in values[-1]
+    assert form["task"] == "sentiment" and form["dataset"] == "sentiment-real" and form["data_tasks"] == ""
+    assert "accuracy" in values[-1]
 
     # the mask preview shows the answer trained and the prompt masked
     hl, note = client.predict(str(tiny_model_dir), "instruct", "sentiment", 0, 512, True, api_name="/sft_mask_preview")

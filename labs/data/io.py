@@ -323,8 +323,19 @@ def dataset_meta(name: str, data_dir: Path | None = None) -> dict:
 
 
 def load_saved(name: str, data_dir: Path | None = None):
-    """The saved dataset as a datasets.DatasetDict (train / validation / test, as present)."""
+    """The saved dataset as a datasets.DatasetDict (train / validation / test, as present). A real dataset
+    the lab builds from installed packages (labs.data.real: sentiment-real, drugs-real) is built and saved
+    on first use, with its default sizes and seed, as `python -m labs.data real-sets` would."""
     import datasets
+    if not (_dataset_dir(name, data_dir) / "meta.json").is_file():
+        from labs.data import real
+        if name in real.NAMES:
+            try:
+                splits, card = real.build(name)
+                real.save(name, splits, card, data_dir)
+            except DataError as e:
+                raise DataError(f"dataset {name!r} is built from an installed package on first use, and {e}") \
+                    from None
     dataset_meta(name, data_dir)
     return datasets.load_from_disk(str(_dataset_dir(name, data_dir) / "hf"))
 

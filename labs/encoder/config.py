@@ -44,6 +44,7 @@ HELP = {
     "logging_steps": "Log loss and learning rate every N steps.",
     "max_train_rows": "Use at most this many training rows; 0 = all.",
     "eval_rows": "Test rows scored at the end (accuracy/F1 or exact match/F1); 0 = all.",
+    "eval_split": "The split scored at the end: test, or validation (what a hyperparameter search chooses on).",
     "device": "auto, cpu, cuda or mps.",
 }
 
@@ -81,6 +82,7 @@ class EncoderRunConfig:
     logging_steps: int = 10
     max_train_rows: int = 0
     eval_rows: int = 0
+    eval_split: str = "test"
     device: str = "auto"
 
     def __post_init__(self):
@@ -134,6 +136,7 @@ class EncoderRunConfig:
         need(self.logging_steps >= 1, "logging_steps", "at least 1")
         need(self.max_train_rows >= 0, "max_train_rows", "0 (all) or more")
         need(self.eval_rows >= 0, "eval_rows", "0 (all) or more")
+        need(self.eval_split in ("test", "validation"), "eval_split", "test or validation")
 
     def targets(self) -> list[str]:
         return [t.strip() for t in self.lora_targets.split(",") if t.strip()]

@@ -200,13 +200,14 @@ def train(cfg: EncoderRunConfig, session, splits: dict | None = None, labels: li
                                                          "encoder": cfg.encoder}))
         summary["saved_to"] = str(out)
 
-    # ---- Held-out scores (test split, else validation)
-    held = splits.get("test") or splits["validation"]
+    # ---- Held-out scores (the test split, else validation; validation when eval_split says so)
+    split = "test" if cfg.eval_split == "test" and splits.get("test") else "validation"
+    held = splits[split]
     if session.is_main and held:
         rows = held[:cfg.eval_rows] if cfg.eval_rows else held
         t1 = time.perf_counter()
         metrics, preds = evaluate_split(cfg, out, rows, labels)
-        metrics["split"] = "test" if splits.get("test") else "validation"
+        metrics["split"] = split
         metrics["seconds"] = round(time.perf_counter() - t1, 1)
         (run_dir / "eval_metrics.json").write_text(json.dumps(metrics, indent=1))
         with open(run_dir / "eval_predictions.jsonl", "w", encoding="utf-8") as f:

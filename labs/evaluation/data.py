@@ -6,7 +6,7 @@
     ex.task, ex.labels, ex.rows[0]
 
 A dataset is "instruct" (assets/instruct/<split>.jsonl), a dataset saved by the Dataset builder (its
-<split>), or a data file (.jsonl/.json/.csv/.tsv/.parquet: every row; `split` does not apply). The format
+<split>), a folder of split files (assets/qa_varied/<split>.jsonl), or a data file (.jsonl/.json/.csv/.tsv/.parquet: every row; `split` does not apply). The format
 is detected (labs.data.detect) and each row becomes an example:
     prompt      what the model is asked (a chat, or a plain string); None for text rows (loss only)
     references  the accepted answers (SQuAD rows keep all of theirs; others have one)
@@ -70,6 +70,11 @@ def _raw_rows(data: str, split: str) -> tuple[list[dict], str]:
             raise EvalError(f"split: '{data}' has no split '{split}' (splits: {', '.join(have)})")
         return read_rows(p), f"{data}/{split}"
     p = Path(data).expanduser()
+    if p.is_dir() and (p / "train.jsonl").is_file():  # a folder of split files (assets/qa_varied)
+        if not (p / f"{split}.jsonl").is_file():
+            have = sorted(x.stem for x in p.glob("*.jsonl"))
+            raise EvalError(f"split: '{data}' has no split '{split}' (splits: {', '.join(have)})")
+        return read_rows(p / f"{split}.jsonl"), f"{data}/{split}"
     if p.is_file() or p.suffix in (".jsonl", ".json", ".csv", ".tsv", ".parquet"):
         return read_rows(p), str(p)
     dd = load_saved(data)

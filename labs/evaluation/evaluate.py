@@ -135,8 +135,13 @@ def evaluate(cfg: EvalConfig, out_dir: str | Path | None = None, progress=None, 
     results, predictions = [], {}
     for label, spec in p["models"]:
         res = {"label": label, "spec": spec, "kind": predict_mod.model_kind(spec)}
+        if n_prompt:  # load the model first (one row), so the time per row is answering alone
+            first = [e for e in rows if e["prompt"] is not None][:1]
+            predict_mod.predict(spec, first, ex.task, max_new_tokens=cfg.max_new_tokens, batch_size=1)
+        t_pred = time.perf_counter()
         preds = predict_mod.predict(spec, rows, ex.task, max_new_tokens=cfg.max_new_tokens,
                                     batch_size=cfg.batch_size, progress=step(f"{label}: answering"))
+        t_pred = time.perf_counter() - t_pred
         done[0] += n_prompt
         pairs = predict_mod.losses(spec, rows, batch_size=max(1, cfg.batch_size // 2), max_length=p["max_length"],
                                    progress=step(f"{label}: held-out loss")) if cfg.loss else None
@@ -158,6 +163,8 @@ def evaluate(cfg: EvalConfig, out_dir: str | Path | None = None, progress=None, 
             m.update(predict_mod.loss_summary(pairs))
         res["metrics"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}
         res["metrics"]["n"] = len(answered)
+        if answered:  # wall time per answered row, batched as configured, model already loaded
+            res["metrics"]["ms_per_row"] = round(1000 * t_pred / len(answered), 1)
         errors.annotate(answered, ex.task, ex.labels)
         res["buckets"] = errors.bucket_counts(answered)
         if ex.task == "classification" and answered:
