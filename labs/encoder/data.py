@@ -77,7 +77,8 @@ def raw_splits(dataset: str, seed: int = 42) -> dict[str, list[dict]]:
             return _split_files(p)
         if p.exists():
             return split_rows(list(read_rows(p)), validation=0.1, test=0.1, seed=seed)
-        if dataset in list_datasets():
+        from labs.data.real import NAMES as REAL  # built from installed packages on first use (load_saved)
+        if dataset in list_datasets() or dataset in REAL:
             return {k: [dict(r) for r in v] for k, v in load_saved(dataset).items()}
     except DataError as e:
         raise EncoderError(f"dataset: {e}") from None

@@ -117,6 +117,11 @@ def start(preset_name: str, grid: dict[str, list], *, n_random: int = 0, seed: i
     trials = trials_of(preset_name, grid, n_random, seed, overrides)
     base = preset(preset_name, **(overrides or {}))
     search_id = time.strftime(f"%Y%m%d-%H%M%S-{preset_name}")
+    taken = set(list_ids())
+    k = 1
+    while search_id in taken:  # two searches in one second get their own records
+        k += 1
+        search_id = time.strftime(f"%Y%m%d-%H%M%S-{preset_name}") + f"-{k}"
     rec = {"id": search_id, "preset": preset_name, "base": base.to_dict(), "grid": grid, "random": n_random,
            "seed": seed, "task": base.task, "score": SCORE[base.task], "created_at": time.time(), "trials": trials,
            "test": None}

@@ -227,12 +227,12 @@ PRESETS = {
     # sentiment classification (slide 10) on real tweets (python -m labs.data real-sets): answer with a label;
     # accuracy, precision, recall, F1. The prompt lists the labels (labs.data.formats.conversation).
     "sentiment": dict(task="sentiment", dataset="sentiment-real", data_tasks="", method="lora", lora_r=16,
-                      lora_alpha=32, learning_rate=1e-3, max_steps=80, batch_size=8, max_length=256, eval_steps=40,
+                      lora_alpha=32, learning_rate=1e-3, max_steps=100, batch_size=8, max_length=256, eval_steps=50,
                       eval_rows=200),
     # extractive question answering over varied paragraphs (slide 11): a span copied from the context;
     # SQuAD exact match and token F1
     "qa": dict(task="qa", dataset="assets/qa_varied", data_tasks="", method="lora", lora_r=16, lora_alpha=32,
-               learning_rate=1e-3, max_steps=60, batch_size=8, max_length=384, eval_steps=30, eval_rows=100),
+               learning_rate=1e-3, max_steps=48, batch_size=8, max_length=384, eval_steps=24, eval_rows=100),
     "custom": dict(task="custom", data_tasks=""),
 }
 
