@@ -234,7 +234,7 @@ def _widget(name, default):
 
 
 GROUPS = [
-    ("Data", ["task", "dataset", "data_tasks", "max_train_rows", "completion_only", "max_length"]),
+    ("Data", ["task", "dataset", "data_tasks", "max_train_rows", "max_eval_rows", "completion_only", "max_length"]),
     ("Method", ["method", "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "use_rslora", "use_dora",
                 "freeze_top_n"]),
     ("Optimization", ["learning_rate", "lr_scheduler", "warmup", "weight_decay", "num_epochs", "max_steps",

@@ -193,7 +193,8 @@ def build_trainer(cfg: SFTRunConfig, session, splits: dict | None = None):
     trainable, total = count_params(model)
 
     train_rows = [tokenize_row(tok, r, cfg.max_length, cfg.completion_only) for r in splits["train"]]
-    val_rows = [tokenize_row(tok, r, cfg.max_length, cfg.completion_only) for r in splits["validation"]]
+    val_rows = [tokenize_row(tok, r, cfg.max_length, cfg.completion_only)
+                for r in splits["validation"][:cfg.max_eval_rows or None]]
     cut = truncation_report(train_rows, cfg.max_length)
     if cut.get("warning"):
         print(f"warning: {cut['warning']}", flush=True)
