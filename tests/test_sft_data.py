@@ -137,3 +137,16 @@ def test_a_real_dataset_is_built_on_first_use(data_dir):
     assert len(splits["test"]) == 379 and "drugs-real" in list_datasets()
     assert splits["train"][0]["prompt"][0]["content"].startswith(
         "Label this text with one of: negative, neutral, positive.")
+
+
+def test_a_real_dataset_saved_meanwhile_by_another_process_is_used(data_dir, monkeypatch):
+    """Queued runs start together: the one that loses the race to save a real dataset reads the winner's."""
+    from labs.data import real
+    from labs.data.io import load_saved
+    built = real.build("drugs-real")
+
+    def build_while_another_saves(name, **kw):
+        real.save(name, *built, data_dir)  # the other process finishes first
+        return built
+    monkeypatch.setattr(real, "build", build_while_another_saves)
+    assert len(load_saved("drugs-real")["test"]) == 379

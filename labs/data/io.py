@@ -334,8 +334,10 @@ def load_saved(name: str, data_dir: Path | None = None):
                 splits, card = real.build(name)
                 real.save(name, splits, card, data_dir)
             except DataError as e:
-                raise DataError(f"dataset {name!r} is built from an installed package on first use, and {e}") \
-                    from None
+                # another process (a queued run, a second tab) may have saved it meanwhile: saving is atomic
+                if not (_dataset_dir(name, data_dir) / "meta.json").is_file():
+                    raise DataError(f"dataset {name!r} is built from an installed package on first use, and {e}") \
+                        from None
     dataset_meta(name, data_dir)
     return datasets.load_from_disk(str(_dataset_dir(name, data_dir) / "hf"))
 
