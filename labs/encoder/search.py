@@ -184,12 +184,11 @@ def results(search_id: str, score_test: bool = True) -> dict:
 
 def figure(res: dict):
     """Validation score per trial (the best one marked)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # a Figure object, never pyplot (labs/plots.py)
     score = res["score"]
     trials = res["trials"]
-    fig, ax = plt.subplots(figsize=(max(4.5, 0.6 * len(trials) + 2), 3.4))
+    fig = Figure(figsize=(max(4.5, 0.6 * len(trials) + 2), 3.4), dpi=100)
+    ax = fig.add_subplot()
     vals = [100 * (t[score] or 0) for t in trials]
     best = res["best"]["trial"] if res.get("best") else None
     colors = ["#d62728" if t["trial"] == best else ("#7f7f7f" if t["trial"] == "default" else "#1f77b4")
