@@ -107,7 +107,7 @@ def load(search_id: str) -> dict:
 
 
 def list_ids() -> list[str]:
-    d = paths.subdir("searches")
+    d = paths.data_dir() / "searches"  # listing creates nothing
     return sorted((p.name for p in d.iterdir() if (p / "search.json").is_file()), reverse=True) if d.is_dir() else []
 
 
