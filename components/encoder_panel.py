@@ -185,11 +185,8 @@ def results(run_id: str) -> dict:
 # --------------------------------------------------------------------------- hyperparameter search
 def _search_view(search_id):
     from labs.encoder import search
-    import matplotlib.pyplot as plt
     res = search.results(search_id)
-    fig = search.figure(res)
-    plt.close(fig)  # drawn by Gradio from the Figure itself; pyplot need not keep it
-    return search.describe(res), fig
+    return search.describe(res), search.figure(res)  # a Figure object, never held by pyplot
 
 
 def search_start(search_preset, grid, n_random, form_preset, *values):
