@@ -1,6 +1,6 @@
 """Evaluation tab: pick models (the base and fine-tuned runs) and a dataset split, run the evaluation as a job,
-then read the metric table with deltas, the error buckets and the wrong answers, the forgetting probe, the
-bias audit, and download the report.
+then read the metric table with deltas (and per slice of a column, when asked), the error buckets and the wrong
+answers, the forgetting probe, the bias audit, and download the report.
 
     python -m components.evaluation_tab        # this tab alone
 
@@ -22,6 +22,7 @@ from labs.evaluation import bias as bias_mod
 from labs.evaluation.errors import BUCKETS, select
 from labs.evaluation.evaluate import EvalConfig
 from labs.evaluation.predict import EvalError
+from labs.evaluation.slices import table as slice_table
 
 EMPTY = pd.DataFrame()
 
@@ -38,13 +39,14 @@ def model_choices(base: str | None) -> list[tuple[str, str]]:
 
 # --------------------------------------------------------------------------- handlers (plain functions)
 def start(models, data, split, task, tasks, max_rows, max_new_tokens, loss, compare_base, forgetting, bias,
-          templates, groups, label):
+          templates, groups, label, slice_by=""):
     models = [m for m in (models or []) if m]
     try:
         cfg = EvalConfig(models=models, data=(data or "").strip(), split=split, task=task, tasks=tasks.strip(),
                          max_rows=max_rows, max_new_tokens=max_new_tokens, loss=bool(loss),
                          compare_base=bool(compare_base), forgetting=bool(forgetting), bias=bool(bias),
-                         bias_templates=templates or "", bias_groups=groups or "", bias_label=(label or "").strip())
+                         bias_templates=templates or "", bias_groups=groups or "", bias_label=(label or "").strip(),
+                         slice_by=slice_by or "")
         run = runs.submit("evaluation", cfg.to_dict(), name="evaluation")
     except (EvalError, runs.RunError) as e:
         gr.Warning(str(e))
@@ -118,7 +120,7 @@ def results(run_id):
         hidden = gr.update(value=None, visible=False)
         return ("Pick a finished evaluation run (or start one)." if run_id else "", hidden, hidden, hidden, hidden,
                 "", hidden, gr.update(choices=[], value=None), hidden, hidden, hidden,
-                gr.update(choices=[""], value=""), "", hidden, hidden, "", hidden, hidden)
+                gr.update(choices=[""], value=""), "", hidden, hidden, "", hidden, hidden, hidden)
     figs = figures(result)
     d, models = result["data"], result["models"]
     summary = (f"**{d['rows']} rows** of `{d['source']}`" + (f" (tasks: {', '.join(d['tasks'])})" if d["tasks"] else "")
@@ -166,17 +168,21 @@ def results(run_id):
         b_df = _df([{"model": lab, **{k: x[k] for k in ("group", "score", "answer", "prompt")}}
                     for lab, x in a.items() for x in x["answers"]])
     conf = next((figs[k] for k in reversed(sorted(figs)) if k.startswith("confusion_")), None)
+    sliced = [m for m in models if m.get("slices")]
+    per_slice = _df([{**({"model": m["label"]} if len(sliced) > 1 else {}), **row}
+                     for m in sliced for row in slice_table(m["slices"]["rows"], d["task"])])
+    slice_label = f"Metrics per {sliced[0]['slices']['by']}" if sliced else "Metrics per slice"
     v = _shown
     return (summary, v(_df(result["table"])), v(figs.get("metrics")), v(_df(result.get("changed"))),
             v(figs.get("curves")), runs_md, v(diffs), gr.update(choices=labels, value=first), v(buckets),
             v(figs.get("buckets")), v(conf), gr.update(choices=[""] + cats, value=""), f_md, v(figs.get("forgetting")),
-            v(f_df), b_md, v(figs.get("bias")), v(b_df))
+            v(f_df), b_md, v(figs.get("bias")), v(b_df), _shown(per_slice, label=slice_label))
 
 
-def _shown(x):
+def _shown(x, **kw):
     """A table or plot, hidden when there is nothing to show (an empty table would show bare column numbers)."""
     empty = x is None or (isinstance(x, pd.DataFrame) and x.empty)
-    return gr.update(value=None if empty else x, visible=not empty)
+    return gr.update(value=None if empty else x, visible=not empty, **kw)
 
 
 def errors(run_id, model, show_what, category, bucket, min_chars, max_chars):
@@ -222,6 +228,7 @@ def build(ctx) -> None:
         split = gr.Radio(["test", "validation", "train"], value="test", label="Split")
         task = gr.Radio(["auto", "classification", "qa", "generation"], value="auto", label="Task")
         tasks = gr.Textbox("auto", label="Rows ('task' column; auto = the run's, empty = all)")
+        slice_by = gr.Textbox("", label="Slice metrics by column (optional)")
     with gr.Row():
         max_rows = gr.Slider(0, 500, value=0, step=10, label="Max rows (0 = all)")
         max_new = gr.Slider(8, 256, value=64, step=8, label="Max new tokens")
@@ -253,6 +260,7 @@ def build(ctx) -> None:
     with gr.Tab("Metrics"):
         table = gr.Dataframe(label="Metrics (Δ = change against the first model)", wrap=True, visible=False)
         metrics_plot = gr.Plot(label="Metrics", visible=False)
+        slices_df = gr.Dataframe(label="Metrics per slice", wrap=True, visible=False)
         changed = gr.Dataframe(label="Examples whose answer changed (fixed / broken)", wrap=True, visible=False)
         curves = gr.Plot(label="Training curves of the runs compared", visible=False)
         runs_md = gr.Markdown()
@@ -287,14 +295,14 @@ def build(ctx) -> None:
 
     # ---- events
     result_out = [summary, table, metrics_plot, changed, curves, runs_md, diffs, err_model, buckets, buckets_plot,
-                  confusion_plot, category, forget_md, forget_plot, forget_df, bias_md, bias_plot, bias_df]
+                  confusion_plot, category, forget_md, forget_plot, forget_df, bias_md, bias_plot, bias_df, slices_df]
     err_in = [run_id, err_model, show_what, category, bucket, min_chars, max_chars]
     refresh.click(lambda spec: gr.update(choices=model_choices(spec)), ctx.model_spec, models, queue=False,
                   api_visibility="private")
     models.focus(lambda spec: gr.update(choices=model_choices(spec)), ctx.model_spec, models, queue=False,
                  api_visibility="private")
     start_btn.click(start, [models, data, split, task, tasks, max_rows, max_new, loss, compare_base, forgetting,
-                            bias, templates, groups, label], [run_id, msg], api_name="eval_start").success(
+                            bias, templates, groups, label, slice_by], [run_id, msg], api_name="eval_start").success(
         lambda rid: gr.update(choices=run_choices("evaluation"), value=rid), run_id, run_id, queue=False,
         api_visibility="private")
     runs_btn.click(lambda: gr.update(choices=run_choices("evaluation")), None, run_id, queue=False,

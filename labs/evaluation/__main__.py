@@ -4,11 +4,13 @@
     python -m labs.evaluation --model lab_data/runs/<run-id>                # its dataset, rows and task
     python -m labs.evaluation --model lab_data/runs/<run-id> --compare-base --forgetting --out /tmp/report
     python -m labs.evaluation --model default --data assets/qa/qa.jsonl --task qa
+    python -m labs.evaluation --model <run-dir> --data sentiment-real --slice-by confidence   # + metrics per bin
     python -m labs.evaluation score --task qa --predictions preds.jsonl      # rows: prediction, reference
     python -m labs.evaluation --config run.yaml                              # the job (recipe "evaluation")
 
 Prints one `name=value` per metric (accuracy, f1_macro, exact_match, f1, rouge_l, loss, perplexity, ...);
-with several models, `<label>/name=value` and `delta/<label>/name=value` against the first. Notes go to
+with several models, `<label>/name=value` and `delta/<label>/name=value` against the first. With --slice-by,
+then `slice/<column>:<slice>/name=value` per slice (n first; `<label>/slice/...` with several models). Notes go to
 stderr. Reports (report.html, report.md, evaluation.json, predictions.jsonl) go to --out, or, for a run,
 to <run-dir>/evaluation/. Bad input: exit 2 and one `error: ...` line.
 """
@@ -32,15 +34,24 @@ def _print_metrics(result: dict) -> None:
     if len(models) == 1:
         for k, v in shown(models[0]["metrics"]).items():
             print(f"{k}={v}")
-        return
+    else:
+        for m in models:
+            for k, v in shown(m["metrics"]).items():
+                print(f"{m['label']}/{k}={v}")
+        for row in result["table"]:
+            for m in models[1:]:
+                d = row.get(f"Δ {m['label']}")
+                if d is not None:
+                    print(f"delta/{m['label']}/{row['metric']}={d:+g}")
     for m in models:
-        for k, v in shown(m["metrics"]).items():
-            print(f"{m['label']}/{k}={v}")
-    for row in result["table"]:
-        for m in models[1:]:
-            d = row.get(f"Δ {m['label']}")
-            if d is not None:
-                print(f"delta/{m['label']}/{row['metric']}={d:+g}")
+        if not m.get("slices"):
+            continue
+        prefix = f"{m['label']}/" if len(models) > 1 else ""
+        for s in m["slices"]["rows"]:
+            name = s["slice"].replace("=", ":")  # one `name=value` per line, whatever the column's values hold
+            for k, v in s.items():
+                if k != "slice":
+                    print(f"{prefix}slice/{m['slices']['by']}:{name}/{k}={v}")
 
 
 def _progress_printer(every_s: float = 5.0):
@@ -141,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compare-base", action="store_true", help="a run given alone is compared with its base")
     ap.add_argument("--forgetting", action="store_true", help="general-text perplexity and general questions")
     ap.add_argument("--bias", action="store_true", help="the bias audit's templates and groups")
+    ap.add_argument("--slice-by", default="", metavar="COLUMN", help="also score the answered rows per value (or "
+                    "bin, for a numeric column) of this column of the data")
     ap.add_argument("--out", default="", help="folder for the report (default: <run-dir>/evaluation for a run)")
     ap.add_argument("--config", help="run.yaml of an evaluation job (keys: labs/evaluation/evaluate.py)")
     a = ap.parse_args(argv)
@@ -156,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             raise EvalError("--model: give a model spec (a Hub id, a local directory, a run directory or 'default')")
         cfg = EvalConfig(models=a.model, data=a.data, split=a.split, task=a.task, tasks=a.tasks, max_rows=a.max_rows,
                          max_new_tokens=a.max_new_tokens, batch_size=a.batch_size, loss=not a.no_loss,
-                         compare_base=a.compare_base, forgetting=a.forgetting, bias=a.bias)
+                         compare_base=a.compare_base, forgetting=a.forgetting, bias=a.bias,
+                         slice_by=a.slice_by)
         out = a.out or next((str(Path(m) / "evaluation") for m in reversed(a.model) if run_settings(m)), None)
         result = evaluate(cfg, out, _progress_printer())
     except (EvalError, DataError, ModelError) as e:

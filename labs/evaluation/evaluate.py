@@ -1,9 +1,14 @@
 """One evaluation, top to bottom: config -> examples -> each model's answers and losses -> comparison,
-error buckets, forgetting probe, bias audit -> files. The CLI and the evaluation job both call `evaluate`.
+error buckets, metrics per slice, forgetting probe, bias audit -> files. The CLI and the evaluation job both
+call `evaluate`.
 
     from labs.evaluation.evaluate import EvalConfig, evaluate
     cfg = EvalConfig(models=["lab_data/runs/<run-id>"], split="test", forgetting=True)
     result = evaluate(cfg, out_dir)        # writes evaluation.json, predictions.jsonl, report.md/.html
+    EvalConfig(models=[...], data="sentiment-real", slice_by="confidence")   # + metrics per confidence bin
+
+`slice_by` names a column of the data rows: each model's answered rows are scored per value or bin of it
+(labs.evaluation.slices) into result["models"][i]["slices"] = {"by": column, "rows": [...]}.
 
 Defaults that come from a run (the first run directory among the models, when there is one): the dataset
 it trained on (`data` empty), the rows of its 'task' column it trained on (`tasks` "auto"; "" = all rows),
@@ -18,7 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from labs.evaluation import bias as bias_mod
-from labs.evaluation import compare, errors, forgetting
+from labs.evaluation import compare, errors, forgetting, slices
 from labs.evaluation import predict as predict_mod
 from labs.evaluation.data import load_examples, run_settings
 from labs.evaluation.metrics import TASKS, confusion, per_example, score
@@ -42,6 +47,7 @@ class EvalConfig:
     bias_templates: list[str] = field(default_factory=lambda: list(bias_mod.TEMPLATES))
     bias_groups: list[str] = field(default_factory=lambda: list(bias_mod.GROUPS))
     bias_label: str = ""
+    slice_by: str = ""            # a column of the data: metrics per value or bin of it ('' = off)
 
     def __post_init__(self):
         if isinstance(self.models, str):
@@ -58,6 +64,7 @@ class EvalConfig:
                     setattr(self, f.name, int(v))
                 except (TypeError, ValueError):
                     raise EvalError(f"{f.name}: expected a whole number, got {v!r}") from None
+        self.slice_by = str(self.slice_by or "").strip()
         if not self.models:
             raise EvalError("models: give at least one model spec (a Hub id, a local directory, a run directory)")
         if self.task not in ("auto", *TASKS):
@@ -117,6 +124,8 @@ def evaluate(cfg: EvalConfig, out_dir: str | Path | None = None, progress=None, 
     ex = load_examples(p["data"], cfg.split, p["task"], p["tasks"], cfg.max_rows)
     rows = ex.rows
     n_prompt = sum(e["prompt"] is not None for e in rows)
+    if cfg.slice_by:
+        check_slice_column(cfg.slice_by, [e for e in rows if e["prompt"] is not None])
     per_model = n_prompt + (len(rows) if cfg.loss else 0)
     total = len(p["models"]) * (per_model + (64 if cfg.forgetting else 0) +
                                 (len(cfg.bias_templates) * len(cfg.bias_groups) if cfg.bias else 0))
@@ -167,6 +176,10 @@ def evaluate(cfg: EvalConfig, out_dir: str | Path | None = None, progress=None, 
             res["metrics"]["ms_per_row"] = round(1000 * t_pred / len(answered), 1)
         errors.annotate(answered, ex.task, ex.labels)
         res["buckets"] = errors.bucket_counts(answered)
+        if cfg.slice_by and answered:
+            data_rows = [{**r, "row": e.get("row") or {}} for r, e in zip(out, rows) if "prediction" in r]
+            res["slices"] = {"by": cfg.slice_by, "rows": slices.slice_metrics(data_rows, cfg.slice_by, ex.task,
+                                                                              ex.labels)}
         if ex.task == "classification" and answered:
             res["confusion"] = confusion([r["prediction"] for r in answered], [r["references"] for r in answered],
                                          ex.labels)
@@ -207,6 +220,17 @@ def evaluate(cfg: EvalConfig, out_dir: str | Path | None = None, progress=None, 
         result["files"] = write_all(result, predictions, Path(out_dir))
     result["predictions"] = predictions
     return result
+
+
+def check_slice_column(column: str, answered: list[dict]) -> None:
+    """EvalError unless at least one answered example's data row has `column`."""
+    if not answered:
+        raise EvalError(f"slice_by: no row is answered (loss-only text rows), so there is nothing to slice by "
+                        f"{column!r}")
+    if any(column in (e.get("row") or {}) for e in answered):
+        return
+    have = list(dict.fromkeys(k for e in answered for k in (e.get("row") or {})))
+    raise EvalError(f"slice_by: no evaluated row has a column {column!r} (columns: {', '.join(have) or 'none'})")
 
 
 class Stopped(Exception):

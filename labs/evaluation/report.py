@@ -15,6 +15,7 @@ from pathlib import Path
 
 from labs.evaluation import plots
 from labs.evaluation.errors import BUCKETS, select
+from labs.evaluation.slices import table as slice_table
 
 BUCKET_HELP = {"wrong_label": "a label of the set, not the reference's", "format_error":
                "no label of the set, or not the reference's JSON/YAML shape", "truncated":
@@ -53,6 +54,10 @@ def blocks(result: dict, predictions: dict[str, list[dict]]) -> list[tuple]:
     if d["task"] == "classification":
         b.append(("p", "Answers outside the label set count as wrong (the confusion matrix's '(other)' column)."))
     b += [("img", f"confusion_{i}") for i, m in enumerate(result["models"]) if m.get("confusion")]
+    for m in result["models"]:
+        if m.get("slices"):
+            b += [("h", f"Metrics per {m['slices']['by']}: {m['label']}"),
+                  ("table", slice_table(m["slices"]["rows"], d["task"]))]
     if result.get("changed"):
         b += [("h", "Examples whose answer changed"), ("table", result["changed"][:40])]
     b += [("h", "Error buckets"), ("table", [{"bucket": k, "meaning": BUCKET_HELP[k],
