@@ -4,6 +4,7 @@
     python benchmarks/course_tasks.py sentiment-real --ways llm --split validation --seeds 42 \\
         --llm-set learning_rate=1e-3 --llm-set max_steps=60                      # choose settings on validation
     python benchmarks/course_tasks.py qa --chart /tmp/side_by_side.png
+    python benchmarks/course_tasks.py --from /tmp/course-tasks-a /tmp/course-tasks-b --chart c.png   # no training
 
 Tasks (data, then the preset each way starts from):
     sentiment-real  the sentiment-real dataset (python -m labs.data real-sets): tweets, 3 classes
@@ -97,12 +98,10 @@ def run_one(way: str, task: str, seed: int, split: str, sets: dict, work: Path, 
     out = subprocess.run([sys.executable, "-m", module, "--config", str(path)], cwd=ROOT, env=env,
                          capture_output=True, text=True)
     (work / f"{name}.log").write_text(out.stdout + out.stderr)
-    summary = _summary(out.stdout)
-    m = re.search(r"^run directory: (.+)$", out.stdout, re.M)
-    if out.returncode != 0 or summary is None or not m:
+    if out.returncode != 0 or _summary(out.stdout) is None or not re.search(r"^run directory: ", out.stdout, re.M):
         raise RuntimeError(f"{name}: the run failed (exit {out.returncode}); log {work / f'{name}.log'}:\n"
                            f"{(out.stderr.strip() or out.stdout.strip())[-800:]}")
-    run_dir = Path(m.group(1).strip())
+    run_dir = Path(re.search(r"^run directory: (.+)$", out.stdout, re.M).group(1).strip())
     t = TASKS[task]
     ev = subprocess.run([sys.executable, "-m", "labs.evaluation", "--model", str(run_dir), "--data", t["data"],
                          "--split", split, "--task", t["task"], "--batch-size", "16" if way == "llm" else "32", "--no-loss",
@@ -111,20 +110,57 @@ def run_one(way: str, task: str, seed: int, split: str, sets: dict, work: Path, 
     (work / f"{name}.eval.log").write_text(ev.stdout + ev.stderr)
     if ev.returncode != 0:
         raise RuntimeError(f"{name}: evaluation failed (exit {ev.returncode}): {ev.stderr.strip()[-400:]}")
+    other = busy_cpu_s() - busy0 - (children_cpu_s() - own0)
+    return {**read_result(work, name, split, sets), "other_cpu_seconds": round(other, 1)}
+
+
+NAME = re.compile(r"^(?P<task>.+)-(?P<way>encoder|llm)-seed(?P<seed>\d+)$")
+
+
+def read_result(work: Path, name: str, split: str, sets: dict) -> dict:
+    """One run's row of the table, read back from its files in the work directory: <name>.log (the run's
+    output: run directory and summary), <name>.eval.log (the evaluation's name=value lines), record.json."""
+    m = NAME.match(name)
+    task, way, seed = m["task"], m["way"], int(m["seed"])
+    log = (work / f"{name}.log").read_text()
+    summary = _summary(log)
+    run_dir = Path(re.search(r"^run directory: (.+)$", log, re.M).group(1).strip())
     metrics = {}
-    for line in ev.stdout.splitlines():
+    for line in (work / f"{name}.eval.log").read_text().splitlines():
         k, _, v = line.partition("=")
         try:
             metrics[k] = float(v)
         except ValueError:
             pass
     rec = json.loads((run_dir / "record.json").read_text())
-    other = busy_cpu_s() - busy0 - (children_cpu_s() - own0)
     return {"task": task, "way": way, "seed": seed, "split": split, "run_dir": str(run_dir), "settings": sets,
-            **{k: metrics.get(k) for k in (*SCORES[t["task"]], "ms_per_row", "n")},
+            **{k: metrics.get(k) for k in (*SCORES[TASKS[task]["task"]], "ms_per_row", "n")},
             "train_seconds": summary["train_seconds"], "train_cpu_seconds": summary["train_cpu_seconds"],
             "steps": summary["step"], "trainable_params": rec.get("trainable_params"),
-            "total_params": rec.get("total_params"), "other_cpu_seconds": round(other, 1)}
+            "total_params": rec.get("total_params"), "other_cpu_seconds": None}
+
+
+def collect(works: list[str]) -> list[dict]:
+    """Every finished run of kept work directories (--keep), for the table and chart without training again.
+    A run of a later directory replaces one of the same task, way and seed of an earlier one."""
+    got: dict[tuple, dict] = {}
+    for w in works:
+        work = Path(w)
+        if not work.is_dir():
+            raise ValueError(f"--from: {w} is not a directory")
+        for ev in sorted(work.glob("*.eval.log")):
+            name = ev.name[:-len(".eval.log")]
+            if not NAME.match(name) or not (work / f"{name}.log").is_file():
+                continue
+            split = re.search(r" rows of .+/(\w+)(?:\.\w+)?, task ", ev.read_text())
+            try:
+                r = read_result(work, name, split.group(1) if split else "?", {})
+            except (OSError, AttributeError, KeyError, TypeError, json.JSONDecodeError) as e:
+                raise ValueError(f"--from: {work / name}: not a finished run ({e})") from None
+            got[(r["task"], r["way"], r["seed"])] = r
+    if not got:
+        raise ValueError(f"--from: no finished run in {', '.join(works)}")
+    return list(got.values())
 
 
 def spread(xs: list[float], scale: float = 1.0, digits: int = 1) -> str:
@@ -182,7 +218,7 @@ def chart(results: list[dict], path: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python benchmarks/course_tasks.py", description=__doc__.split("\n")[0])
-    ap.add_argument("tasks", nargs="+", help=f"one or more of: {', '.join(TASKS)}")
+    ap.add_argument("tasks", nargs="*", help=f"one or more of: {', '.join(TASKS)}")
     ap.add_argument("--ways", default="encoder,llm", help="encoder, llm or both (default both)")
     ap.add_argument("--seeds", default="42,43,44")
     ap.add_argument("--split", choices=("test", "validation"), default="test",
@@ -191,8 +227,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--encoder-set", action="append", default=[], help="key=value over the encoder preset")
     ap.add_argument("--chart", default=None, help="write the side-by-side chart to this PNG")
     ap.add_argument("--keep", action="store_true", help="keep the temporary data directory")
+    ap.add_argument("--from", dest="from_", nargs="+", metavar="DIR", default=None,
+                    help="no training: the table and chart of the finished runs kept in these work directories "
+                         "(--keep prints each one's path; a later one's run replaces the same task/way/seed)")
     a = ap.parse_args(argv)
+    if a.from_:
+        try:
+            results = collect(a.from_)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return report(results, a.chart)
     try:
+        if not a.tasks:
+            raise ValueError("give one or more tasks, or --from DIR")
         bad = [t for t in a.tasks if t not in TASKS]
         if bad:
             raise ValueError(f"no task {bad[0]!r} (tasks: {', '.join(TASKS)})")
@@ -238,11 +286,17 @@ def main(argv: list[str] | None = None) -> int:
         if not a.keep:
             import shutil
             shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{table(results)}\n\n({time.perf_counter() - t0:.0f} s in all)")
-    if a.chart:
-        chart(results, a.chart)
-        print(f"chart: {a.chart}")
-    print(json.dumps({"machine": machine(), "split": a.split, "runs": results}))
+    print(f"\n({time.perf_counter() - t0:.0f} s in all; work directory {work if a.keep else 'removed'})")
+    return report(results, a.chart)
+
+
+def report(results: list[dict], chart_path: str | None) -> int:
+    """The table, the chart (when asked) and, last, every result as one JSON line."""
+    print(f"\n{table(results)}")
+    if chart_path:
+        chart(results, chart_path)
+        print(f"chart: {chart_path}")
+    print(json.dumps({"machine": machine(), "splits": sorted({r["split"] for r in results}), "runs": results}))
     return 0
 
 

@@ -2,6 +2,7 @@
 
     python -m labs.preference simulate --rater shorter --pairs 32
     python -m labs.preference simulate --rater shorter --pairs 32 --method orpo --data-dir /tmp/sim
+    python -m labs.preference simulate --rater shorter --pairs 32 --seed 1     # other sampled answers
 
 1. N pairs from the bundled prompts to label (cycled when N exceeds them: each cycle samples with other
    seeds), two sampled answers per prompt from the starting model, stored in one new batch;
@@ -12,6 +13,9 @@
    (the recipe's before_after.jsonl), measure the trait: the mean number of words per answer;
 5. a blind A/B pass (labs.preference.winrate): per held-out prompt one sampled answer of each model, labeled
    by the same rater without being told which is which; the trained model's win rate with its 95% interval.
+
+`--seed` (default 0) seeds the sampling of the pairs and of the A/B answers: which answers there are to
+choose from. The run's own settings (held-out prompts, adapter init) are the preset's, the same for every seed.
 
 The last line is `trait before=<mean words> after=<mean words>`; the lines above it give the seconds and the
 win rate.
@@ -51,7 +55,7 @@ def label_batch(pair_ids: list[int], annotator: str = ANNOTATOR) -> dict:
     return counts
 
 
-def run(n_pairs: int, model_spec: str | None = None, method: str = "dpo", out=print) -> dict:
+def run(n_pairs: int, model_spec: str | None = None, method: str = "dpo", out=print, seed: int = 0) -> dict:
     """The loop in this process; returns {"before", "after", "seconds", "run_dir", ...}."""
     from labs import models
     from labs.preference import pairs
@@ -65,7 +69,7 @@ def run(n_pairs: int, model_spec: str | None = None, method: str = "dpo", out=pr
     prompts = pairs.load_prompts("prompts", "train")
     prompts = [prompts[i % len(prompts)] for i in range(n_pairs)]
     batch = time.strftime("simulate-%Y%m%d-%H%M%S")
-    ids = pairs.make_pairs(prompts, loaded, temperature=0.8, max_new_tokens=PAIR_TOKENS, seed=0, batch=batch)
+    ids = pairs.make_pairs(prompts, loaded, temperature=0.8, max_new_tokens=PAIR_TOKENS, seed=seed, batch=batch)
     t_pairs = time.perf_counter() - t0
     del loaded  # the recipe loads its own copy to train
     counts = label_batch(ids)
@@ -78,7 +82,8 @@ def run(n_pairs: int, model_spec: str | None = None, method: str = "dpo", out=pr
     gen = {"before": summary["generations/before_mean_words"], "after": summary["generations/after_mean_words"]}
     from labs.preference import winrate
     trained = str(run_dir / "adapter")
-    ab_batch, ab_ids = winrate.make_ab_pairs(trained, temperature=0.8, max_new_tokens=PAIR_TOKENS, seed=1)
+    ab_batch, ab_ids = winrate.make_ab_pairs(trained, temperature=0.8, max_new_tokens=PAIR_TOKENS,
+                                                seed=seed + 1)
     label_batch(ab_ids)
     wr = winrate.winrate_from_labels(ab_batch, trained)
     out(f"blind A/B (batch {ab_batch}), trained vs starting model: {winrate.describe(wr)}")
@@ -92,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", type=int, required=True, help="how many pairs to make and label")
     ap.add_argument("--model", default=None, help="model spec (default: SmolLM2-135M-Instruct)")
     ap.add_argument("--method", choices=["dpo", "orpo"], default="dpo")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the sampled answers (pairs and A/B pass)")
     ap.add_argument("--data-dir", default=os.environ.get("LAB_DATA_DIR", "lab_data"),
                     help="the data directory the store and the run go to (default: LAB_DATA_DIR or ./lab_data)")
     a = ap.parse_args(argv)
@@ -102,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         if a.pairs < 2:
             raise ConfigError(f"--pairs: at least 2, got {a.pairs}")
         paths.set_data_dir(a.data_dir)
-        r = run(a.pairs, a.model, a.method)
+        if a.seed < 0:
+            raise ConfigError(f"--seed: 0 or more, got {a.seed}")
+        r = run(a.pairs, a.model, a.method, seed=a.seed)
     except (ConfigError, PairsError, models.ModelError, store.StoreError, paths.DataDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
