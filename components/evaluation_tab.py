@@ -228,7 +228,7 @@ def build(ctx) -> None:
         split = gr.Radio(["test", "validation", "train"], value="test", label="Split")
         task = gr.Radio(["auto", "classification", "qa", "generation"], value="auto", label="Task")
         tasks = gr.Textbox("auto", label="Rows ('task' column; auto = the run's, empty = all)")
-        slice_by = gr.Textbox("", label="Slice metrics by column (optional)")
+        slice_by = gr.Textbox("", label="Slice metrics by column (optional)", placeholder="a column of the data, e.g. confidence")
     with gr.Row():
         max_rows = gr.Slider(0, 500, value=0, step=10, label="Max rows (0 = all)")
         max_new = gr.Slider(8, 256, value=64, step=8, label="Max new tokens")
