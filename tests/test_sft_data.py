@@ -150,3 +150,26 @@ def test_a_real_dataset_saved_meanwhile_by_another_process_is_used(data_dir, mon
         return built
     monkeypatch.setattr(real, "build", build_while_another_saves)
     assert len(load_saved("drugs-real")["test"]) == 379
+
+
+def test_a_real_dataset_finished_by_another_process_during_our_save_is_left_whole(data_dir, monkeypatch):
+    """The other process renames its finished folder into place after our existence check and before our
+    rename: ours must give way, not delete theirs under a reader (queued runs failed that way)."""
+    import datasets
+    from labs.data import real
+    from labs.data.io import _dataset_dir, load_saved
+    built = real.build("drugs-real")
+    save_to_disk = datasets.DatasetDict.save_to_disk
+    theirs = {}
+
+    def other_finishes_meanwhile(self, path, *a, **kw):
+        save_to_disk(self, path, *a, **kw)
+        if not theirs:
+            theirs["saving"] = True
+            folder = real.save("drugs-real", *built, data_dir)
+            (folder / "theirs.txt").write_text("a reader is using this folder")
+    monkeypatch.setattr(datasets.DatasetDict, "save_to_disk", other_finishes_meanwhile)
+    monkeypatch.setattr(real, "build", lambda name, **kw: built)
+    assert len(load_saved("drugs-real")["test"]) == 379
+    assert (_dataset_dir("drugs-real") / "theirs.txt").is_file()  # their folder, untouched
+    assert not [p for p in _dataset_dir("drugs-real").parent.iterdir() if ".tmp-" in p.name]

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -362,9 +363,8 @@ def save_dataset(name: str, dataset_dict, data_dir: Path | None = None, *, fmt: 
     root = final.parent
     if final.exists() and not overwrite:
         raise DataError(f"a dataset named {name!r} already exists; choose another name or allow overwrite")
-    tmp = root / f".{name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.tmp-"))  # its own, also for two threads of one app
     dataset_dict.save_to_disk(str(tmp / "hf"))
     counts = {}
     for split, ds in dataset_dict.items():
@@ -376,9 +376,17 @@ def save_dataset(name: str, dataset_dict, data_dir: Path | None = None, *, fmt: 
             "columns": list(next(iter(dataset_dict.values())).column_names),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {})}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
+    if overwrite and final.exists():  # the old one is moved aside, never read half-deleted
+        old = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.old-")) / name
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old.parent, ignore_errors=True)
+        return final
+    try:  # a rename onto a folder another process finished meanwhile fails: theirs stays whole
+        tmp.rename(final)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataError(f"a dataset named {name!r} already exists; choose another name or allow overwrite") from None
     return final
 
 
