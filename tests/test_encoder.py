@@ -286,6 +286,22 @@ def test_search_grid_is_checked_before_anything_is_queued():
 
 
 @pytest.mark.slow
+def test_a_search_with_an_interrupted_trial_ends_and_scores_the_best_of_the_others(monkeypatch, data_dir):
+    """A trial whose process died (state interrupted) does not keep the search waiting for ever."""
+    from labs.encoder import search
+    rec = {"id": "s1", "preset": "sentiment", "score": "f1_macro", "trials": [{"trial": "default"}, {"trial": "1"},
+                                                                             {"trial": "2"}]}
+    states = {"default": ("finished", 0.5), "1": ("interrupted", None), "2": ("finished", 0.7)}
+    monkeypatch.setattr(search, "load", lambda i: rec)
+    monkeypatch.setattr(search, "_save", lambda r: None)
+    monkeypatch.setattr(search, "_trial_state", lambda t, score: {
+        "trial": t["trial"], "run": f"run-{t['trial']}", "state": states[t["trial"]][0], score: states[t["trial"]][1]})
+    monkeypatch.setattr(search, "_test_scores", lambda run, r: {"f1_macro": {"run-2": 0.66, "run-default": 0.4}[run]})
+    res = search.results("s1")
+    assert res["ended"] and res["best"]["trial"] == "2"
+    assert res["test"] == {"best_trial": "2", "best": {"f1_macro": 0.66}, "default": {"f1_macro": 0.4}}
+
+
 def test_search_queues_trials_chooses_on_validation_and_scores_test_once(tiny_bert, tmp_path, data_dir,
                                                                          monkeypatch):
     from labs import runs

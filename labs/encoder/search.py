@@ -10,7 +10,8 @@ best chosen on the validation split, the test split scored once.
 The trials are the grid's combinations (or `random` of them, drawn with `seed`), each the preset's config
 with those settings and `eval_split: validation`, so every trial is scored on validation rows only; the
 preset's own settings are always one trial ("default"). Each trial is a run of the run engine (recipe
-encoder): queued, one at a time, stoppable, listed with every other run. When the last trial has finished,
+encoder): queued, one at a time, stoppable, listed with every other run. When the last trial has ended
+(finished, or failed, stopped, interrupted: those have no score),
 the best by the validation score (F1 macro for classification - the classes are imbalanced -, F1 for QA;
 a tie goes to the earlier trial) and the default trial are scored on the test split, once: the result is
 kept in the search's record (<data-dir>/searches/<id>/search.json) and never recomputed.
@@ -31,6 +32,7 @@ SCORE = {"classification": "f1_macro", "qa": "f1"}
 TUNABLE = ("learning_rate", "batch_size", "num_epochs", "weight_decay", "warmup", "lora_r", "lora_alpha",
            "class_weights", "max_length", "method")
 MAX_TRIALS = 24
+ENDED = ("finished", "failed", "stopped", "killed", "interrupted", "corrupt", "missing")
 
 
 class SearchError(ValueError):
@@ -167,7 +169,8 @@ def results(search_id: str, score_test: bool = True) -> dict:
     score = rec["score"]
     table = [_trial_state(t, score) for t in rec["trials"]]
     done = [r for r in table if r[score] is not None]
-    ended = all(r["state"] in ("finished", "failed", "stopped", "killed", "missing") for r in table)
+    # a trial whose process is gone (interrupted) or whose folder is broken will not finish by itself
+    ended = all(r["state"] in ENDED for r in table)
     best = max(done, key=lambda r: (r[score], -table.index(r))) if done else None
     if ended and best and score_test and rec.get("test") is None:
         default = next((r for r in table if r["trial"] == "default" and r[score] is not None), None)
