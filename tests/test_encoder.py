@@ -286,7 +286,7 @@ def test_search_grid_is_checked_before_anything_is_queued():
 
 
 @pytest.mark.slow
-def test_a_search_with_an_interrupted_trial_ends_and_scores_the_best_of_the_others(monkeypatch, data_dir):
+def test_a_search_with_an_interrupted_trial_ends_and_scores_the_best_of_the_others(monkeypatch, data_dir, capsys):
     """A trial whose process died (state interrupted) does not keep the search waiting for ever."""
     from labs.encoder import search
     rec = {"id": "s1", "preset": "sentiment", "score": "f1_macro", "trials": [{"trial": "default"}, {"trial": "1"},
@@ -295,11 +295,20 @@ def test_a_search_with_an_interrupted_trial_ends_and_scores_the_best_of_the_othe
     monkeypatch.setattr(search, "load", lambda i: rec)
     monkeypatch.setattr(search, "_save", lambda r: None)
     monkeypatch.setattr(search, "_trial_state", lambda t, score: {
-        "trial": t["trial"], "run": f"run-{t['trial']}", "state": states[t["trial"]][0], score: states[t["trial"]][1]})
+        "trial": t["trial"], "run": f"run-{t['trial']}", "state": states[t["trial"]][0], score: states[t["trial"]][1],
+        "train_seconds": 1.0})
     monkeypatch.setattr(search, "_test_scores", lambda run, r: {"f1_macro": {"run-2": 0.66, "run-default": 0.4}[run]})
     res = search.results("s1")
     assert res["ended"] and res["best"]["trial"] == "2"
     assert res["test"] == {"best_trial": "2", "best": {"f1_macro": 0.66}, "default": {"f1_macro": 0.4}}
+    # the CLI shows a search that was started elsewhere (the panel, an earlier command)
+    search._dir("s1").mkdir(parents=True)
+    monkeypatch.setattr(search, "figure", lambda r: type("F", (), {"savefig": lambda *a, **k: None})())
+    assert search.main(["--show", "s1", "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "best_trial=2" in out and "test/best/f1_macro=0.66" in out and "test/default/f1_macro=0.4" in out
+    assert search.main(["--grid", "learning_rate=1e-4"]) == 2
+    assert "--preset and --grid start a search" in capsys.readouterr().err
 
 
 def test_search_queues_trials_chooses_on_validation_and_scores_test_once(tiny_bert, tmp_path, data_dir,

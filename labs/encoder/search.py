@@ -3,6 +3,7 @@ best chosen on the validation split, the test split scored once.
 
     python -m labs.encoder search --preset sentiment --grid "learning_rate=2e-5,5e-5,1e-4 num_epochs=2,4"
     python -m labs.encoder search --preset qa --grid "learning_rate=5e-5,1e-4,2e-4 batch_size=8,16" --random 4
+    python -m labs.encoder search --show 20261202-162801-sentiment          # where a search stands
     from labs.encoder import search
     rec = search.start("sentiment", {"learning_rate": [2e-5, 1e-4]})   # queues one run per trial
     search.results(rec["id"])        # the trials' validation scores so far; best and test once all finished
@@ -233,8 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import os
     ap = argparse.ArgumentParser(prog="python -m labs.encoder search", description=__doc__.split("\n")[0])
-    ap.add_argument("--preset", required=True, choices=["sentiment", "qa"])
-    ap.add_argument("--grid", required=True, help="e.g. 'learning_rate=2e-5,5e-5,1e-4 num_epochs=2,4'")
+    ap.add_argument("--preset", choices=["sentiment", "qa"])
+    ap.add_argument("--grid", help="e.g. 'learning_rate=2e-5,5e-5,1e-4 num_epochs=2,4'")
+    ap.add_argument("--show", metavar="SEARCH_ID", help="no new search: where that one stands (its test split is "
+                                                          "scored once when every trial has ended)")
     ap.add_argument("--random", type=int, default=0, help="draw this many of the grid's combinations (0 = all)")
     ap.add_argument("--seed", type=int, default=0, help="the draw's seed (--random)")
     ap.add_argument("--dataset", default=None, help="another dataset than the preset's")
@@ -242,6 +245,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", default=os.environ.get("LAB_DATA_DIR", "lab_data"))
     ap.add_argument("--timeout", type=float, default=7200, help="seconds to wait for the trials")
     a = ap.parse_args(argv)
+    if a.show:
+        try:
+            paths.set_data_dir(a.data_dir)
+            return _report(results(a.show))
+        except (SearchError, paths.DataDirError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    if not a.preset or not a.grid:
+        print("error: --preset and --grid start a search; --show SEARCH_ID shows one", file=sys.stderr)
+        return 2
     try:
         paths.set_data_dir(a.data_dir)
         overrides = {k.strip(): scalar(v) for k, _, v in (s.partition("=") for s in a.set)}
@@ -255,7 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     for t in rec["trials"]:
         st = runs.wait(t["run_id"], timeout_s=a.timeout)
         print(f"  trial {t['trial']} {t['settings']}: {st.get('state')}", flush=True)
-    res = results(rec["id"])
+    return _report(results(rec["id"]))
+
+
+def _report(res: dict) -> int:
+    """The table, the chart and the name=value lines (best trial, its validation score, test scores)."""
     print(describe(res))
     fig = figure(res)
     fig.savefig(Path(res["dir"]) / "validation.png", dpi=110)
