@@ -36,7 +36,7 @@ CLASS_METRICS = [("accuracy", "accuracy"), ("precision_macro", "precision (macro
                  ("precision_weighted", "precision (weighted)"), ("recall_weighted", "recall (weighted)"),
                  ("f1_weighted", "F1 (weighted)")]
 QA_METRICS = [("exact_match", "exact match"), ("f1", "token F1")]
-DEFAULT_GRID = "learning_rate=2e-5,5e-5,1e-4 num_epochs=2,4"
+DEFAULT_GRID = "learning_rate=5e-5,1e-4,2e-4 num_epochs=4,6"
 INTRO = (
     "**When an encoder is the better tool.** The answer is one of a fixed set of labels (sentiment, topic, "
     "intent) or a span of a text you already have (extractive QA): a BERT-size encoder with a small head learns "

@@ -276,10 +276,10 @@ def test_search_grid_is_checked_before_anything_is_queued():
                       ("seed=1,2", "'seed' cannot be searched")):
         with pytest.raises(SearchError, match=msg):
             parse_grid(text)
-    trials = trials_of("sentiment", {"learning_rate": [5e-5, 1e-4], "num_epochs": [2, 4]})
-    # the preset's own settings first and once (5e-5 with 4 epochs is the preset: not repeated)
-    assert trials[0] == {"trial": "default", "settings": {"learning_rate": 5e-5, "num_epochs": 4.0}}
-    assert len(trials) == 4 and {"learning_rate": 5e-5, "num_epochs": 4} not in [t["settings"] for t in trials[1:]]
+    trials = trials_of("sentiment", {"learning_rate": [5e-5, 1e-4], "num_epochs": [2, 6]})
+    # the preset's own settings first and once (1e-4 with 6 epochs is the preset: not repeated)
+    assert trials[0] == {"trial": "default", "settings": {"learning_rate": 1e-4, "num_epochs": 6.0}}
+    assert len(trials) == 4 and {"learning_rate": 1e-4, "num_epochs": 6} not in [t["settings"] for t in trials[1:]]
     assert len(trials_of("sentiment", {"learning_rate": [1e-5, 2e-5, 1e-4], "num_epochs": [1, 2]}, 3, 0)) == 4
     with pytest.raises(SearchError, match="learning_rate: between 0 and 0.01"):
         trials_of("sentiment", {"learning_rate": [0.5]})

@@ -159,9 +159,13 @@ class EncoderRunConfig:
 
 # The course's two encoder tasks on the lab's data (measured in the README, "The course's tasks: encoder way").
 PRESETS = {
-    # drug reviews -> negative / neutral / positive; neutral is 9% of the rows, hence balanced class weights
+    # drug reviews -> negative / neutral / positive; neutral is 9% of the rows, hence balanced class weights.
+    # Learning rate and epochs chosen on validation by the search (python -m labs.encoder search --preset
+    # sentiment --grid "learning_rate=5e-5,1e-4,2e-4 batch_size=8,16 num_epochs=4,6" --random 6, seed 42):
+    # 1e-4 x 6 epochs, validation F1 macro 60.6%, against 50.0% for the earlier 5e-5 x 4 (and 52.6%, 56.4%,
+    # 51.4% for the other finished trials); the test split, scored once: 73.9% accuracy / 52.0% F1 macro vs 63.3 / 45.4.
     "sentiment": dict(task="classification", dataset="drugs-real", method="full", class_weights="balanced",
-                      learning_rate=5e-5, num_epochs=4.0, batch_size=16, max_length=256),
+                      learning_rate=1e-4, num_epochs=6.0, batch_size=16, max_length=256),
     # the varied QA set: 800 training questions, windows of 192 tokens (every context fits in one)
     "qa": dict(task="qa", dataset="assets/qa_varied", method="full", class_weights="none", learning_rate=1e-4,
                num_epochs=3.0, batch_size=16, max_length=192, doc_stride=48),
