@@ -200,8 +200,8 @@ def chart(results: list[dict], path: str) -> None:
         for t in groups:
             rs = [r for r in results if r["task"] == t and r["way"] == way]
             k = SCORES[TASKS[t]["task"]][1]
-            xs = [100 * r[k] for r in rs if r[k] is not None] or [0.0]
-            ts = [r["train_seconds"] for r in rs] or [0.0]
+            xs = [100 * r[k] for r in rs if r[k] is not None] or [float("nan")]  # no bar where not measured
+            ts = [r["train_seconds"] for r in rs] or [float("nan")]
             means.append(statistics.mean(xs)), sds.append(statistics.stdev(xs) if len(xs) > 1 else 0)
             secs.append(statistics.mean(ts)), ssd.append(statistics.stdev(ts) if len(ts) > 1 else 0)
         xs = [j + (i - 0.5) * width for j in range(len(groups))]

@@ -49,3 +49,24 @@ def test_from_refuses_a_directory_without_runs_in_one_line(tmp_path, capsys):
     assert err.startswith("error: --from: no finished run") and "\n" not in err
     assert course_tasks.main([]) == 2
     assert "give one or more tasks" in capsys.readouterr().err
+
+
+def test_chart_leaves_out_a_way_that_was_not_measured(tmp_path):
+    work = tmp_path / "w"
+    work.mkdir()
+    _kept(work, "qa", "llm", 42, 0.8, 100.0)
+    _kept(work, "drugs-real", "encoder", 42, 0.7, 50.0)
+    import matplotlib.pyplot as plt
+    saved = {}
+    real_savefig = plt.Figure.savefig
+
+    def keep(fig, path, **kw):
+        saved["heights"] = sorted(round(p.get_height(), 3) for p in fig.axes[0].patches
+                                  if p.get_height() == p.get_height())  # NaN bars are not drawn
+        return real_savefig(fig, path, **kw)
+    plt.Figure.savefig = keep
+    try:
+        course_tasks.chart(course_tasks.collect([str(work)]), str(tmp_path / "c.png"))
+    finally:
+        plt.Figure.savefig = real_savefig
+    assert saved["heights"] == [60.0, 70.0]  # drugs encoder F1 macro, qa llm F1: nothing at 0 for the missing ways
