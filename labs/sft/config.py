@@ -232,7 +232,8 @@ PRESETS = {
     # Chosen on validation rows (python benchmarks/course_tasks.py sentiment-real --ways llm --split validation,
     # seed 42, 100 steps): learning rate 1e-3 accuracy 69.0% / F1 macro 64.0%, 3e-4 66.0% / 59.3%. Those runs
     # took 280 s of training, mostly two losses over all 500 validation rows: 80 steps and 100 validation rows
-    # for the loss keep training under 3 minutes on 2 cores.
+    # for the loss keep training under 3 minutes on 2 cores. Longer is better but slowly: 240 steps (585 s)
+    # gave 73.8% / 66.4% on validation (same command, --llm-set max_steps=240 --llm-set eval_steps=120).
     "sentiment": dict(task="sentiment", dataset="sentiment-real", data_tasks="", method="lora", lora_r=16,
                       lora_alpha=32, learning_rate=1e-3, max_steps=80, batch_size=8, max_length=256, eval_steps=40,
                       max_eval_rows=100, eval_rows=200),
