@@ -5,6 +5,7 @@
         --llm-set learning_rate=1e-3 --llm-set max_steps=60                      # choose settings on validation
     python benchmarks/course_tasks.py qa --chart /tmp/side_by_side.png
     python benchmarks/course_tasks.py --from /tmp/course-tasks-a /tmp/course-tasks-b --chart c.png   # no training
+    python benchmarks/course_tasks.py sentiment-real qa --from /tmp/course-tasks-a          # only those tasks
 
 Tasks (data, then the preset each way starts from):
     sentiment-real  the sentiment-real dataset (python -m labs.data real-sets): tweets, 3 classes
@@ -233,7 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.from_:
         try:
-            results = collect(a.from_)
+            bad = [t for t in a.tasks if t not in TASKS]
+            if bad:
+                raise ValueError(f"no task {bad[0]!r} (tasks: {', '.join(TASKS)})")
+            results = [r for r in collect(a.from_) if not a.tasks or r["task"] in a.tasks]  # tasks given: only those
+            if not results:
+                raise ValueError(f"--from: no finished run of {', '.join(a.tasks)}")
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -41,6 +41,8 @@ def test_from_kept_directories_later_runs_replace_earlier_ones(tmp_path, capsys)
     assert "| qa (test, 200 rows) | llm | exact_match 75.0 ± 21.2 % |" in out  # mean ± sd of 60 and 90
     assert (tmp_path / "c.png").stat().st_size > 0
     assert len(json.loads(out.strip().splitlines()[-1])["runs"]) == 4
+    assert course_tasks.main(["qa", "--from", str(old), str(new)]) == 0  # tasks given: only those
+    assert {r["task"] for r in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["runs"]} == {"qa"}
 
 
 def test_from_refuses_a_directory_without_runs_in_one_line(tmp_path, capsys):
