@@ -81,9 +81,9 @@ def candidates(logits, temperature: float, top_k: int, top_p: float):
     logits = logits / temperature
     if 0 < top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))  # ties with the k-th stay, as in transformers
-        keep = int((logits > float("-inf")).sum(-1).max())
-        vals, idx = torch.topk(logits, keep, dim=-1)  # descending; the rest is -inf
+        keep = int((logits >= kth).sum(-1).max())  # ties with the k-th stay, as in transformers
+        vals, idx = torch.topk(logits, keep, dim=-1)  # descending
+        vals = vals.masked_fill(vals < kth, float("-inf"))  # a row with fewer ties than another keeps k
     else:
         vals, idx = torch.sort(logits, dim=-1, descending=True)
     if top_p < 1:
@@ -168,10 +168,10 @@ def sample(model, tokenizer, prompts: list, *, k: int = 1, temperature: float = 
     check_settings(k, temperature, top_p, max_new_tokens)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     per_batch = max(1, batch_size // k) if k <= batch_size else 1  # prompts per call; each brings k rows
-    top_k = getattr(getattr(model, "generation_config", None), "top_k", None)
+    gc = getattr(model, "generation_config", None)
+    top_k = getattr(gc, "top_k", None)
     top_k = 50 if top_k is None else int(top_k)  # transformers' sampling default where a model sets none
     stop = eos_ids(model, tokenizer)
-    gc = getattr(model, "generation_config", None)
     suppress = list(getattr(gc, "suppress_tokens", None) or [])
     penalty = float(getattr(gc, "repetition_penalty", None) or 1.0)
     no_adapter = model.disable_adapter() if (not adapter and hasattr(model, "disable_adapter")) \
