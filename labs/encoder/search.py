@@ -33,7 +33,6 @@ SCORE = {"classification": "f1_macro", "qa": "f1"}
 TUNABLE = ("learning_rate", "batch_size", "num_epochs", "weight_decay", "warmup", "lora_r", "lora_alpha",
            "class_weights", "max_length", "method")
 MAX_TRIALS = 24
-ENDED = ("finished", "failed", "stopped", "killed", "interrupted", "corrupt", "missing")
 
 
 class SearchError(ValueError):
@@ -170,8 +169,9 @@ def results(search_id: str, score_test: bool = True) -> dict:
     score = rec["score"]
     table = [_trial_state(t, score) for t in rec["trials"]]
     done = [r for r in table if r[score] is not None]
-    # a trial whose process is gone (interrupted) or whose folder is broken will not finish by itself
-    ended = all(r["state"] in ENDED for r in table)
+    # the run engine's view: a trial whose process is gone reads as interrupted, not active, and will not
+    # finish by itself; a missing or broken folder neither
+    ended = all(r["state"] not in runs.ACTIVE for r in table)
     best = max(done, key=lambda r: (r[score], -table.index(r))) if done else None
     if ended and best and score_test and rec.get("test") is None:
         default = next((r for r in table if r["trial"] == "default" and r[score] is not None), None)
