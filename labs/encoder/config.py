@@ -39,7 +39,7 @@ HELP = {
     "max_answer_length": "qa: longest answer span considered, in tokens.",
     "n_best": "qa: the best start and end positions combined when searching the answer span.",
     "seed": "Random seed (data order, head init, dropout).",
-    "precision": "auto: bf16 autocast on GPUs and on CPUs with native bf16, else fp32.",
+    "precision": "auto: bf16 autocast on GPUs and on CPUs where bf16 matmuls measure faster than fp32, else fp32.",
     "eval_steps": "Evaluate the validation loss every N steps; 0 = once per epoch.",
     "logging_steps": "Log loss and learning rate every N steps.",
     "max_train_rows": "Use at most this many training rows; 0 = all.",

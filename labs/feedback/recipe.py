@@ -230,7 +230,7 @@ def train(cfg: UpdateConfig, session) -> dict:
         fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     init_dir = init_adapter_dir(cfg)
 
-    # ---- Device and precision (the SFT recipe's rule: bf16 autocast on CPUs with native bf16)
+    # ---- Device and precision (the SFT recipe's rule: bf16 autocast on CPUs where it measures faster)
     device = torch.device("cpu") if cfg.device == "cpu" else models.pick_device(cfg.device)
     try:
         prec = resolve_precision(SimpleNamespace(precision=cfg.precision, method="lora"), device)

@@ -42,8 +42,8 @@ HELP = {
     "eval_fraction": "Share of the pairs held out of training, to measure reward accuracy on pairs the model "
                      "never trained on (used when it gives at least 4 pairs).",
     "seed": "Random seed for the pair order, the held-out split and the adapter init.",
-    "precision": "auto: bf16 on GPUs that have it (else fp16); on CPU fp32 weights, bf16 autocast where the CPU "
-                 "has native bf16.",
+    "precision": "auto: bf16 on GPUs that have it (else fp16); on CPU fp32 weights, bf16 autocast where bf16 "
+                 "matmuls measure faster than fp32 on that CPU.",
     "device": "auto, cpu, cuda or mps.",
     "precompute_ref": "DPO: compute the reference model's log-probabilities once before training instead of at "
                       "every step (same loss; benchmarks/dpo_throughput.py measures the speed).",

@@ -18,7 +18,7 @@ before_after.jsonl (greedy answers to held-out bundled prompts) and odds.jsonl (
 per pair, before and after).
 
 Speed (benchmarks/dpo_throughput.py measures each against plain TRL): no gradient checkpointing at
-this size; the SFT recipe's precision rule (bf16 autocast on CPUs with native bf16); DPO's reference
+this size; the SFT recipe's precision rule (bf16 autocast on CPUs where it measures faster); DPO's reference
 log-probabilities computed once before training (`precompute_ref`), not at every step of every
 epoch; and off CUDA, only answer positions through the LM head (`completion_head`: TRL scores every
 position of the padded batch there, prompt and padding included, and throws those away).

@@ -47,7 +47,7 @@ HELP = {
     "gradient_checkpointing": "Recompute activations in the backward pass: less memory, slower (benchmarks/sft_throughput.py --candidates: lab+grad_ckpt). Off for small models.",
     "neftune_alpha": "NEFTune: noise added to the embeddings while training (5 is typical); 0 = off.",
     "seed": "Random seed for data order, adapter init and dropout: the same seed repeats the run.",
-    "precision": "auto: bf16 on GPUs that have it (else fp16); on CPU fp32 weights, bf16 autocast where the CPU has native bf16.",
+    "precision": "auto: bf16 on GPUs that have it (else fp16); on CPU fp32 weights, bf16 autocast where bf16 matmuls measure faster than fp32 on that CPU.",
     "eval_steps": "Evaluate on the validation split (loss + sample generations) every N steps; 0 = once per epoch.",
     "early_stopping_patience": "Stop when validation loss has not improved for this many evaluations; 0 = off.",
     "save_total_limit": "Checkpoints kept on disk (the best one is always kept).",

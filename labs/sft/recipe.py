@@ -12,7 +12,8 @@ equals its EOS, so a collator that masked pads would hide it). Output in the run
 checkpoints/ (best kept), adapter/ (LoRA) or model/ (full, freeze), eval_metrics.json and
 eval_predictions.jsonl (held-out answers by generation), metrics.jsonl rows with eval generations.
 Speed defaults (benchmarks/sft_throughput.py measures them): no gradient checkpointing at this
-size, padding-free batches, fp32 on CPUs without native bf16 and bf16 autocast on those with it.
+size, padding-free batches, bf16 autocast on CPUs where bf16 matmuls measure faster than fp32
+(labs.models.cpu_prefers_bf16), else fp32.
 """
 from __future__ import annotations
 
@@ -43,8 +44,8 @@ def resolve_precision(cfg: SFTRunConfig, device) -> dict:
         half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(p)
         dtype = half if (half is not None and cfg.method == "lora") else torch.float32
         return {"dtype": dtype, "bf16": p == "bf16", "fp16": p == "fp16", "label": p}
-    if p == "auto":  # CPU/MPS: fp32 weights; bf16 autocast only where the CPU computes bf16 natively
-        p = "bf16" if kind == "cpu" and models.cpu_has_native_bf16() else "fp32"
+    if p == "auto":  # CPU/MPS: fp32 weights; bf16 autocast only where bf16 matmuls measure faster on this CPU
+        p = "bf16" if kind == "cpu" and models.cpu_prefers_bf16() else "fp32"
     if p == "fp16":
         raise ConfigError("precision: fp16 needs a CUDA GPU; use bf16 or fp32 on this device")
     return {"dtype": torch.float32, "bf16": p == "bf16", "fp16": False, "label": f"{p} (fp32 weights)"
