@@ -307,25 +307,13 @@ def matmul_peak(shapes, tokens: int, precisions, device: str, repeats: int = 5) 
     (d_out x d_in) weight for q/k/v/o/gate/up/down, best of `repeats` timings of 3 calls each; the peak
     of a precision is one decoder layer's FLOPs over the sum of its seven best times."""
     import torch
-    import torch.nn.functional as F
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    from labs import flops
     out = {"tokens": tokens, "threads": torch.get_num_threads()}
     for prec in precisions:
         total_flops = total_s = 0.0
         per_shape = {}
         for name, (d_in, d_out) in shapes.linear_shapes().items():
-            x = torch.randn(tokens, d_in, dtype=dtypes[prec], device=device)
-            w = torch.randn(d_out, d_in, dtype=dtypes[prec], device=device)
-            F.linear(x, w)  # warm-up (oneDNN picks its kernel on the first call)
-            best = float("inf")
-            for _ in range(repeats):
-                sync()
-                t0 = time.perf_counter()
-                for _ in range(3):
-                    F.linear(x, w)
-                sync()
-                best = min(best, (time.perf_counter() - t0) / 3)
+            best = flops.linear_seconds(tokens, d_in, d_out, prec, device, repeats=repeats)
             fl = 2 * tokens * d_in * d_out
             per_shape[name] = fl / best
             total_flops, total_s = total_flops + fl, total_s + best
@@ -410,7 +398,7 @@ def main() -> None:
     lab = results.get("lab", {})
     tokens = round(lab["tokens"] / lab["steps"]) if lab.get("steps") else round(max(per_step, default=512))
     precisions = ["fp32"] + sorted({r.get("precision", "fp32") for r in results.values()} - {"fp32"})
-    if a.device == "cpu" and models.cpu_has_native_bf16() and "bf16" not in precisions:
+    if a.device == "cpu" and flops.cpu_has_native_bf16() and "bf16" not in precisions:
         precisions.append("bf16")
     peaks = matmul_peak(shapes, tokens, precisions, a.device)
     gpu = torch.cuda.get_device_name() if a.device == "cuda" else ""

@@ -1,9 +1,11 @@
-"""Model FLOPs of a training step, and the dense peak FLOP/s of common GPUs: the two halves of MFU.
+"""Model FLOPs of a training step, and the dense peak FLOP/s of common GPUs: the two halves of MFU;
+measured matmul times, and from them whether training on this CPU should use bf16 autocast.
 
     from labs import flops
     shapes = flops.Shapes.from_config(model.config)
     step = flops.train_flops(shapes, row_lengths=[97, 120], head_positions=60, full=False, lora_params=4_884_480)
     flops.mfu(step / seconds, flops.gpu_peak_flops("NVIDIA H100 80GB HBM3"))
+    flops.linear_seconds(512, 576, 1536, "bf16"); flops.cpu_prefers_bf16()
 
 MFU = model FLOPs per second / the hardware's peak. Model FLOPs count the work the model needs for the
 real tokens of a step, whatever the implementation does: padding, gradient-checkpointing recomputation
@@ -43,8 +45,11 @@ input gradients of the first layer's q/k/v, which autograd skips when nothing be
 """
 from __future__ import annotations
 
+import functools
 import re
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -173,3 +178,58 @@ def gpu_peak_flops(device_name: str, dtype: str = "bf16") -> float | None:
         return None
     tflops = GPU_PEAK_TFLOPS[key][0 if dtype == "bf16" else 1]
     return tflops * 1e12 if tflops else None
+
+
+# --------------------------------------------------------------------------- measured matmuls, CPU precision
+def linear_seconds(tokens: int, d_in: int, d_out: int, dtype: str = "fp32", device: str = "cpu",
+                   repeats: int = 5, calls: int = 3) -> float:
+    """Seconds of one F.linear of (tokens x d_in) by a (d_out x d_in) weight in fp32, bf16 or fp16: the
+    best of `repeats` timings of `calls` calls each, after a warm-up call (oneDNN picks its kernel then)."""
+    import torch
+    import torch.nn.functional as F
+    dt = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(tokens, d_in, generator=gen).to(device=device, dtype=dt)
+    w = torch.randn(d_out, d_in, generator=gen).to(device=device, dtype=dt)
+    with torch.no_grad():
+        F.linear(x, w)
+        best = float("inf")
+        for _ in range(repeats):
+            sync()
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                F.linear(x, w)
+            sync()
+            best = min(best, (time.perf_counter() - t0) / calls)
+    return best
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX-BF16 in the CPU's flags: bf16 instructions exist (not that they are fast)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+# bf16 autocast is chosen on a CPU only where its matmuls run at least this much faster than fp32's: whole
+# training steps gain far less than the matmuls (an AMD EPYC with avx512_bf16: matmuls 3.5x, steps 1.6x,
+# README "SFT throughput"), and an Intel Xeon whose AMX is not exposed runs avx512_bf16 matmuls at 0.6x fp32.
+BF16_MIN_SPEEDUP = 1.5
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_speedup() -> float:
+    """bf16 matmul rate over fp32's on this CPU, measured once per process (about 0.1 s) on a small
+    model's MLP shape at training's tokens per step; 0.0 where the CPU has no bf16 instructions (bf16 is
+    then emulated, many times slower, and not worth timing)."""
+    if not cpu_has_native_bf16():
+        return 0.0
+    return linear_seconds(512, 576, 1536, "fp32") / max(linear_seconds(512, 576, 1536, "bf16"), 1e-9)
+
+
+def cpu_prefers_bf16() -> bool:
+    """Train in bf16 autocast on this CPU? Only where bf16 matmuls measure BF16_MIN_SPEEDUP x fp32's or more."""
+    return cpu_bf16_speedup() >= BF16_MIN_SPEEDUP

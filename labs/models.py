@@ -18,7 +18,6 @@ loaded model carries a `ModelSource` that says which one it is.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import shutil
@@ -266,7 +265,7 @@ def pick_device(device: str = "auto"):
 
 def pick_dtype(device, dtype: str = "auto"):
     """CUDA: bf16 where supported, else fp16. MPS and CPU: fp32 weights (training on CPU uses bf16
-    autocast where bf16 matmuls measure faster on it: cpu_prefers_bf16; see labs.sft)."""
+    autocast where bf16 matmuls measure faster on it: labs.flops.cpu_prefers_bf16)."""
     import torch
     if dtype != "auto":
         table = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
@@ -277,52 +276,6 @@ def pick_dtype(device, dtype: str = "auto"):
     if getattr(device, "type", str(device)) == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
-
-
-def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX-BF16 in the CPU's flags: bf16 instructions exist (not that they are fast)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-# bf16 autocast is chosen on a CPU only where its matmuls run at least this much faster than fp32's: whole
-# training steps gain far less than the matmuls (an AMD EPYC with avx512_bf16: matmuls 3.5x, steps 1.6x,
-# README "SFT throughput"), and an Intel Xeon whose AMX is not exposed runs avx512_bf16 matmuls at 0.6x fp32.
-BF16_MIN_SPEEDUP = 1.5
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_bf16_speedup() -> float:
-    """bf16-autocast matmul rate over fp32's on this CPU, measured once per process (about 0.1 s) on a
-    small model's layer shape at training's tokens per step; 0.0 where the CPU has no bf16 instructions
-    (bf16 is then emulated, many times slower, and not worth timing)."""
-    if not cpu_has_native_bf16():
-        return 0.0
-    import torch
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(512, 576, generator=gen)
-    w = torch.randn(1536, 576, generator=gen)
-
-    def best(autocast: bool) -> float:
-        times = []
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            torch.nn.functional.linear(x, w)  # warm-up: kernel selection, weight cast
-            for _ in range(5):
-                t = time.perf_counter()
-                torch.nn.functional.linear(x, w)
-                torch.nn.functional.linear(x, w)
-                times.append(time.perf_counter() - t)
-        return min(times)
-
-    return best(False) / max(best(True), 1e-9)
-
-
-def cpu_prefers_bf16() -> bool:
-    """Train in bf16 autocast on this CPU? Only where bf16 matmuls measure BF16_MIN_SPEEDUP x fp32's or more."""
-    return cpu_bf16_speedup() >= BF16_MIN_SPEEDUP
 
 
 # --------------------------------------------------------------------------- load

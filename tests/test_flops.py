@@ -1,4 +1,4 @@
-"""labs.flops: model FLOPs held to a hand count and to PyTorch's own FLOP counter; the GPU peak table."""
+"""labs.flops: model FLOPs held to a hand count and to PyTorch's own FLOP counter; the GPU peak table; the CPU precision choice from measured matmuls."""
 from __future__ import annotations
 
 import pytest
@@ -113,3 +113,34 @@ def test_gpu_peak_unknown_or_missing_dtype():
         flops.gpu_peak_flops("NVIDIA H200", "fp32")
     assert flops.mfu(5e14, flops.gpu_peak_flops("NVIDIA H100 80GB HBM3")) == pytest.approx(5e14 / 989.5e12)
     assert flops.mfu(1e12, None) is None
+
+
+def test_cpu_training_precision_follows_the_measured_bf16_speed(monkeypatch):
+    """bf16 autocast is picked on a CPU by what its bf16 matmuls measure, not by its flags: an Intel Xeon
+    whose AMX is hidden lists avx512_bf16 and runs bf16 matmuls at 0.6x fp32."""
+    from types import SimpleNamespace
+
+    from labs.encoder.recipe import precision_of
+    from labs.sft.recipe import resolve_precision
+    import torch
+    cpu = torch.device("cpu")
+    sft = SimpleNamespace(precision="auto", method="lora")
+    enc = SimpleNamespace(precision="auto")
+    for speedup, want in ((0.0, "fp32"), (0.62, "fp32"), (1.2, "fp32"), (1.6, "bf16"), (3.5, "bf16")):
+        monkeypatch.setattr(flops, "cpu_bf16_speedup", lambda s=speedup: s)
+        p = resolve_precision(sft, cpu)
+        assert (p["bf16"], p["dtype"]) == (want == "bf16", torch.float32), speedup  # weights stay fp32
+        assert precision_of(enc, cpu) == want, speedup
+    assert resolve_precision(SimpleNamespace(precision="bf16", method="lora"), cpu)["bf16"]  # asked for: kept
+    monkeypatch.undo()
+
+    # the measurement itself: 0 without bf16 instructions (not timed), else a real positive ratio
+    flops.cpu_bf16_speedup.cache_clear()
+    monkeypatch.setattr(flops, "cpu_has_native_bf16", lambda: False)
+    assert flops.cpu_bf16_speedup() == 0.0 and not flops.cpu_prefers_bf16()
+    flops.cpu_bf16_speedup.cache_clear()
+    monkeypatch.setattr(flops, "cpu_has_native_bf16", lambda: True)
+    ratio = flops.cpu_bf16_speedup()
+    assert 0.01 < ratio < 100
+    assert flops.cpu_bf16_speedup() == ratio  # measured once per process
+    flops.cpu_bf16_speedup.cache_clear()

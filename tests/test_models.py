@@ -74,36 +74,6 @@ def test_device_and_dtype_choice():
         models.pick_dtype(torch.device("cpu"), "int3")
 
 
-def test_cpu_training_precision_follows_the_measured_bf16_speed(monkeypatch):
-    """bf16 autocast is picked on a CPU by what its bf16 matmuls measure, not by its flags: an Intel Xeon
-    whose AMX is hidden lists avx512_bf16 and runs bf16 matmuls at 0.6x fp32."""
-    from types import SimpleNamespace
-
-    from labs.encoder.recipe import precision_of
-    from labs.sft.recipe import resolve_precision
-    cpu = torch.device("cpu")
-    sft = SimpleNamespace(precision="auto", method="lora")
-    enc = SimpleNamespace(precision="auto")
-    for speedup, want in ((0.0, "fp32"), (0.62, "fp32"), (1.2, "fp32"), (1.6, "bf16"), (3.5, "bf16")):
-        monkeypatch.setattr(models, "cpu_bf16_speedup", lambda s=speedup: s)
-        p = resolve_precision(sft, cpu)
-        assert (p["bf16"], p["dtype"]) == (want == "bf16", torch.float32), speedup  # weights stay fp32
-        assert precision_of(enc, cpu) == want, speedup
-    assert resolve_precision(SimpleNamespace(precision="bf16", method="lora"), cpu)["bf16"]  # asked for: kept
-    monkeypatch.undo()
-
-    # the measurement itself: 0 without bf16 instructions (not timed), else a real positive ratio
-    models.cpu_bf16_speedup.cache_clear()
-    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: False)
-    assert models.cpu_bf16_speedup() == 0.0 and not models.cpu_prefers_bf16()
-    models.cpu_bf16_speedup.cache_clear()
-    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: True)
-    ratio = models.cpu_bf16_speedup()
-    assert 0.01 < ratio < 100
-    assert models.cpu_bf16_speedup() == ratio  # measured once per process
-    models.cpu_bf16_speedup.cache_clear()
-
-
 def test_local_dir_and_adapter_specs(tmp_path, tiny_model_dir):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM

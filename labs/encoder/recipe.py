@@ -64,12 +64,12 @@ def count_params(model) -> tuple[int, int]:
 def precision_of(cfg: EncoderRunConfig, device) -> str:
     """bf16 autocast on CUDA with bf16 and on CPUs where bf16 matmuls measure faster (auto), else fp32."""
     import torch
-    from labs import models
+    from labs import flops
     if cfg.precision != "auto":
         return cfg.precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if device.type == "cpu" and models.cpu_prefers_bf16() else "fp32"
+    return "bf16" if device.type == "cpu" and flops.cpu_prefers_bf16() else "fp32"
 
 
 def weighted_trainer_class():

@@ -13,7 +13,7 @@ checkpoints/ (best kept), adapter/ (LoRA) or model/ (full, freeze), eval_metrics
 eval_predictions.jsonl (held-out answers by generation), metrics.jsonl rows with eval generations.
 Speed defaults (benchmarks/sft_throughput.py measures them): no gradient checkpointing at this
 size, padding-free batches, bf16 autocast on CPUs where bf16 matmuls measure faster than fp32
-(labs.models.cpu_prefers_bf16), else fp32.
+(labs.flops.cpu_prefers_bf16), else fp32.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ N_WATCH = 3  # validation prompts answered at every evaluation, so the user sees
 def resolve_precision(cfg: SFTRunConfig, device) -> dict:
     """Weights dtype and autocast for the Trainer: {'dtype', 'bf16', 'fp16', 'label'}."""
     import torch
-    from labs import models
+    from labs import flops
     kind = getattr(device, "type", str(device))
     p = cfg.precision
     if kind == "cuda":
@@ -45,7 +45,7 @@ def resolve_precision(cfg: SFTRunConfig, device) -> dict:
         dtype = half if (half is not None and cfg.method == "lora") else torch.float32
         return {"dtype": dtype, "bf16": p == "bf16", "fp16": p == "fp16", "label": p}
     if p == "auto":  # CPU/MPS: fp32 weights; bf16 autocast only where bf16 matmuls measure faster on this CPU
-        p = "bf16" if kind == "cpu" and models.cpu_prefers_bf16() else "fp32"
+        p = "bf16" if kind == "cpu" and flops.cpu_prefers_bf16() else "fp32"
     if p == "fp16":
         raise ConfigError("precision: fp16 needs a CUDA GPU; use bf16 or fp32 on this device")
     return {"dtype": torch.float32, "bf16": p == "bf16", "fp16": False, "label": f"{p} (fp32 weights)"
