@@ -74,8 +74,9 @@ def test_monitor_on_a_running_run_redraws_only_when_metrics_grew(data_dir, figur
     assert len(figures) == 2 and fig.axes[0].lines[0].get_ydata()[-1] == pytest.approx(0.123)
     assert "loss 0.1230" in status and view2 != view and timer == SKIP
 
-    time.sleep(0.01)  # a later mtime on filesystems with coarse timestamps
+    before = (run.dir / "status.json").stat().st_mtime_ns
     run.set_status(step=23, eta_s=30)  # status.json only (about once a second while training)
+    os.utime(run.dir / "status.json", ns=(before + 10**9, before + 10**9))  # later, also on coarse clocks
     status, fig, error, view3, timer = shared.tick(run.id, 0.0, False, view2)
     assert "step 23/40" in status and fig == SKIP and len(figures) == 2 and timer == SKIP
 
