@@ -222,7 +222,7 @@ BF16_MIN_SPEEDUP = 1.5
 
 @functools.lru_cache(maxsize=1)
 def cpu_bf16_speedup() -> float:
-    """bf16 matmul rate over fp32's on this CPU, measured once per process (about 0.1 s) on a small
+    """bf16 matmul rate over fp32's on this CPU, measured once per process (well under a second) on a small
     model's MLP shape at training's tokens per step; 0.0 where the CPU has no bf16 instructions (bf16 is
     then emulated, many times slower, and not worth timing)."""
     if not cpu_has_native_bf16():
