@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import contextlib
 
+from labs.errors import LabError
 
-class GenerateError(ValueError):
+
+class GenerateError(LabError, ValueError):
     """Sampling settings that cannot work; the message says which and why."""
 
 

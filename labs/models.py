@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from labs import paths
+from labs.errors import LabError
 
 # Off by default; a user can still turn them on by setting the variables themselves.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -46,7 +47,7 @@ HUB_TIMEOUT_S = 3.0  # the whole reachability check is bounded by this plus one 
 DEFAULT_ALIASES = {DEFAULT_MODEL, "SmolLM2-135M-Instruct", "default", "smollm2"}
 
 
-class ModelError(Exception):
+class ModelError(LabError):
     """A model spec could not be resolved or loaded. The message names the spec and the reason."""
 
 

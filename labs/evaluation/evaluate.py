@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
+from labs.config import RunConfig, setting
 from labs.evaluation import bias as bias_mod
 from labs.evaluation import compare, errors, forgetting, slices
 from labs.evaluation import predict as predict_mod
@@ -31,57 +33,33 @@ from labs.evaluation.predict import EvalError
 
 
 @dataclass
-class EvalConfig:
-    models: list[str] = field(default_factory=lambda: ["default"])
-    data: str = ""                # '' = the run's dataset, else 'instruct'
-    split: str = "test"
-    task: str = "auto"            # auto | classification | qa | generation
-    tasks: str = "auto"           # rows whose 'task' column is listed; auto = the run's data_tasks; '' = all
-    max_rows: int = 0             # 0 = every row
-    max_new_tokens: int = 64
-    batch_size: int = 16
-    loss: bool = True
-    compare_base: bool = True
-    forgetting: bool = False
-    bias: bool = False
-    bias_templates: list[str] = field(default_factory=lambda: list(bias_mod.TEMPLATES))
-    bias_groups: list[str] = field(default_factory=lambda: list(bias_mod.GROUPS))
-    bias_label: str = ""
-    slice_by: str = ""            # a column of the data: metrics per value or bin of it ('' = off)
+class EvalConfig(RunConfig):
+    """An evaluation: which models on which rows, and which of the extra analyses."""
+    recipe: ClassVar[str] = "evaluation"
+    models: list[str] = setting(None, "Model specs to compare (a Hub id, a local directory, a run directory, "
+                                "'default'); the first is the reference.", default_factory=lambda: ["default"])
+    data: str = setting("", "'' = the run's dataset (else 'instruct'), a saved dataset or a data file.")
+    split: str = setting("test", "The split answered (test, validation, train).")
+    task: str = setting("auto", "How answers are scored; auto = the run's task.", choices=("auto", *TASKS))
+    tasks: str = setting("auto", "Rows whose 'task' column is listed, comma separated; auto = the run's "
+                         "data_tasks; '' = all rows.")
+    max_rows: int = setting(0, "Rows answered; 0 = every row.", min=0, max=100_000_000)
+    max_new_tokens: int = setting(64, "Longest generated answer.", min=1, max=2048)
+    batch_size: int = setting(16, "Rows per generation batch.", min=1, max=1024)
+    loss: bool = setting(True, "Also compute the held-out loss and perplexity.")
+    compare_base: bool = setting(True, "A run given alone is compared with its base model.")
+    forgetting: bool = setting(False, "General-text perplexity and general questions, before and after.")
+    bias: bool = setting(False, "The bias audit's templates and groups.")
+    bias_templates: list[str] = setting(None, "Bias audit: one template per line, with {group}.", widget="textarea",
+                                        default_factory=lambda: list(bias_mod.TEMPLATES))
+    bias_groups: list[str] = setting(None, "Bias audit: the groups, comma separated.",
+                                     default_factory=lambda: list(bias_mod.GROUPS))
+    bias_label: str = setting("", "Bias audit: the label whose rate is compared across groups ('' = the first).")
+    slice_by: str = setting("", "A column of the data: metrics per value or bin of it ('' = off).")
 
-    def __post_init__(self):
-        if isinstance(self.models, str):
-            self.models = [m.strip() for m in self.models.split(",") if m.strip()]
-        for name in ("bias_templates", "bias_groups"):
-            v = getattr(self, name)
-            if isinstance(v, str):
-                setattr(self, name, [x.strip() for x in v.split("\n" if name == "bias_templates" else ",")
-                                     if x.strip()])
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.type == "int":
-                try:
-                    setattr(self, f.name, int(v))
-                except (TypeError, ValueError):
-                    raise EvalError(f"{f.name}: expected a whole number, got {v!r}") from None
-        self.slice_by = str(self.slice_by or "").strip()
-        if not self.models:
-            raise EvalError("models: give at least one model spec (a Hub id, a local directory, a run directory)")
-        if self.task not in ("auto", *TASKS):
-            raise EvalError(f"task: one of auto, {', '.join(TASKS)}; got {self.task!r}")
-        if self.max_rows < 0 or self.batch_size < 1 or not 1 <= self.max_new_tokens <= 2048:
-            raise EvalError("max_rows >= 0, batch_size >= 1 and max_new_tokens between 1 and 2048")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "EvalConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise EvalError(f"{unknown[0]}: unknown setting (known: {', '.join(sorted(known))})")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def check(self):
+        self.need(self.models, "models", "give at least one model spec (a Hub id, a local directory, a run "
+                  "directory)")
 
 
 def model_label(spec: str, taken: set[str], label: str | None = None) -> str:

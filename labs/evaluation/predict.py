@@ -28,8 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
 
+from labs.errors import LabError
 
-class EvalError(ValueError):
+
+class EvalError(LabError, ValueError):
     """An evaluation that cannot run; the message says what to change."""
 
 

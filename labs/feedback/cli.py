@@ -101,10 +101,10 @@ def run(a, out=print) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    a = parser().parse_args(argv)
-    if a.config:
+    if any(x == "--config" or x.startswith("--config=") for x in argv):  # one update job: the recipe's entry point
         from labs.feedback.recipe import main as job_main
-        return job_main(["--config", a.config])
+        return job_main(argv)
+    a = parser().parse_args(argv)
     from labs import models, paths, store
     from labs.feedback import loop, raters
     try:

@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 from labs import store
+from labs.errors import LabError
 
 SHORTER_BANDS = ((10, 5), (25, 4), (40, 3), (60, 2))  # (most words, stars); more than 60 words: 1 star
 NAMES = ("shorter", "mentions:WORD")
 PREFIX = "simulated:"
 
 
-class RaterError(ValueError):
+class RaterError(LabError, ValueError):
     """An unknown scripted rater; the message lists the known ones."""
 
 

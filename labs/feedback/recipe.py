@@ -24,14 +24,13 @@ policy's adapter weights (init_run) are loaded into it first, so rounds accumula
 from __future__ import annotations
 
 import json
-import os
 import random
 import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from labs.feedback.config import LINEAR_NAMES, ConfigError, UpdateConfig
+from labs.feedback.config import ConfigError, UpdateConfig
 
 
 # --------------------------------------------------------------------------- data
@@ -81,8 +80,7 @@ def load_base(cfg: UpdateConfig, dtype, seq_cls: bool = False):
 def lora_config(cfg: UpdateConfig, task: str = "CAUSAL_LM"):
     from peft import LoraConfig
     # the named linear layers, never lm_head (tied to the embeddings) nor a reward model's score head
-    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=list(LINEAR_NAMES),
-                      bias="none", task_type=task)
+    return LoraConfig(**cfg.lora_config_kwargs(), bias="none", task_type=task)
 
 
 def init_adapter_dir(cfg: UpdateConfig) -> Path | None:
@@ -218,7 +216,6 @@ def train(cfg: UpdateConfig, session) -> dict:
     """One update inside a runs.recipe_session (or a NullSession); returns the summary."""
     import torch
     from labs import models
-    from labs.sft.config import ConfigError as SFTConfigError
     from labs.sft.recipe import resolve_precision
     run_dir = Path(session.dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -232,10 +229,7 @@ def train(cfg: UpdateConfig, session) -> dict:
 
     # ---- Device and precision (the SFT recipe's rule: bf16 autocast on CPUs where it measures faster)
     device = torch.device("cpu") if cfg.device == "cpu" else models.pick_device(cfg.device)
-    try:
-        prec = resolve_precision(SimpleNamespace(precision=cfg.precision, method="lora"), device)
-    except SFTConfigError as e:
-        raise ConfigError(str(e)) from None
+    prec = resolve_precision(SimpleNamespace(precision=cfg.precision, method="lora"), device)
     args = common_args(cfg, run_dir, prec, device)
 
     # ---- rm: the reward model first (its own model), then the policy's RL trainer
@@ -273,41 +267,20 @@ def train(cfg: UpdateConfig, session) -> dict:
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    ap = argparse.ArgumentParser(prog="python -m labs.feedback --config", description="One policy update of the "
-                                 "RLHF loop (the loop's run-engine job).")
-    ap.add_argument("--config", required=True, help="run.yaml (keys: see labs/feedback/config.py)")
-    a = ap.parse_args(argv)
-    import yaml
-    try:
-        path = Path(a.config)
-        if not path.is_file():
-            raise ConfigError(f"--config: {path} not found")
-        raw = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"--config: {path} should hold 'setting: value' lines")
-        raw.pop("recipe", None)
-        cfg = UpdateConfig.from_dict(raw)  # validate before the run directory is touched
-    except (ConfigError, yaml.YAMLError, OSError) as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
-    from labs import models, store
+def run_update(cfg: UpdateConfig, session) -> dict:
+    """The job: one update, then (rank 0) the loop learns where its policy now is."""
     from labs.feedback import loop
-    from labs.runs.directory import RunError
-    from labs.runs.session import recipe_session
-    try:
-        with recipe_session(path, recipe="feedback") as session:
-            summary = train(cfg, session)
-            if session.is_main and cfg.round and loop.exists(cfg.loop):
-                summary["policy_moved"] = loop.record_update(cfg.loop, cfg.round, session.dir.name, summary,
-                                                             cfg.submitted_at)
-    except (ConfigError, models.ModelError, RunError, store.StoreError, loop.LoopError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps(summary, default=str))
-    return 0
+    summary = train(cfg, session)
+    if session.is_main and cfg.round and loop.exists(cfg.loop):
+        summary["policy_moved"] = loop.record_update(cfg.loop, cfg.round, session.dir.name, summary,
+                                                     cfg.submitted_at)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    from labs.recipe import recipe_main
+    return recipe_main(UpdateConfig, run_update, argv, resume=False,
+                       description="One policy update of the RLHF loop (the loop's run-engine job).")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from labs.errors import LabError
+
 ALL_LINEAR = "all-linear"
 
 # Model types whose checkpoints are encoders: counted on the bare encoder (AutoModel) when the
@@ -42,7 +44,7 @@ SEED_SETTINGS = (
 )
 
 
-class LoraError(ValueError):
+class LoraError(LabError, ValueError):
     """Bad input for the LoRA calculator or analysis; the message says what and what to do."""
 
 

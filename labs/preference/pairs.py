@@ -17,13 +17,14 @@ import time
 from pathlib import Path
 
 from labs import generate, store
+from labs.errors import LabError
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = ROOT / "assets" / "prompts" / "prompts.jsonl"
 HELD_OUT_SHARE = 0.25  # of each category's bundled prompts: kept for before/after, never labeled
 
 
-class PairsError(ValueError):
+class PairsError(LabError, ValueError):
     """Prompts or settings that cannot make pairs; the message says why."""
 
 

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from labs.preference.config import ConfigError, PreferenceRunConfig, preset
+from labs.preference.config import ConfigError, PreferenceRunConfig
 
 MIN_HELD_OUT = 4   # held-out pairs needed before their accuracy is reported (fewer stay in training)
 MAX_SCORED = 128   # pairs per split scored before/after at the end (2 x 2 forward passes each)
@@ -96,12 +95,8 @@ def split_rows(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict]
 # --------------------------------------------------------------------------- model and speed
 def precision(cfg: PreferenceRunConfig, device) -> dict:
     """The SFT recipe's rule (LoRA: a half-precision frozen base on CUDA; CPU: bf16 autocast where native)."""
-    from labs.sft.config import ConfigError as SFTConfigError
     from labs.sft.recipe import resolve_precision
-    try:
-        return resolve_precision(SimpleNamespace(precision=cfg.precision, method="lora"), device)
-    except SFTConfigError as e:
-        raise ConfigError(str(e)) from None
+    return resolve_precision(SimpleNamespace(precision=cfg.precision, method="lora"), device)
 
 
 def load_model(cfg: PreferenceRunConfig, prec: dict):
@@ -176,8 +171,7 @@ def build_trainer(cfg: PreferenceRunConfig, session, rows: list[dict] | None = N
     device = torch.device("cpu") if cfg.device == "cpu" else models.pick_device(cfg.device)
     prec = precision(cfg, device)
     model, tok, source = load_model(cfg, prec)
-    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=cfg.target_modules(),
-                      bias="none", task_type="CAUSAL_LM")
+    lora = LoraConfig(**cfg.lora_config_kwargs(), bias="none", task_type="CAUSAL_LM")
 
     # ---- Trainer: 4 pairs * 2 sequences * ~150 tokens = ~1,200 tokens per step on labeler pairs
     common = dict(
@@ -323,45 +317,9 @@ def train(cfg: PreferenceRunConfig, session, rows: list[dict] | None = None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    ap = argparse.ArgumentParser(prog="python -m labs.preference", description="DPO or ORPO with LoRA on preference "
-                                 "pairs (the labeler's labels, a saved dataset or a .jsonl file).")
-    ap.add_argument("--config", help="run.yaml (keys: see labs/preference/config.py)")
-    ap.add_argument("--preset", help="write this preset's config to --out and exit (dpo, orpo)")
-    ap.add_argument("--out", default="run.yaml")
-    ap.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
-    a = ap.parse_args(argv)
-    import yaml
-    try:
-        if a.preset:
-            Path(a.out).write_text(preset(a.preset).to_yaml())
-            print(f"wrote {a.out}; run it with: python -m labs.preference --config {a.out}")
-            return 0
-        if not a.config:
-            raise ConfigError("--config: give a run.yaml (or --preset NAME to write one)")
-        path = Path(a.config)
-        if not path.is_file():
-            raise ConfigError(f"--config: {path} not found")
-        raw = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"--config: {path} should hold 'setting: value' lines, not a {type(raw).__name__}")
-        raw.pop("recipe", None)
-        cfg = PreferenceRunConfig.from_dict(raw)  # validate before the run directory is touched
-    except (ConfigError, yaml.YAMLError, OSError) as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
-    from labs import models, store
-    from labs.runs.directory import RunError
-    from labs.runs.session import recipe_session
-    try:
-        with recipe_session(path, resume=a.resume or None, recipe="preference") as session:
-            summary = train(cfg, session)
-    except (ConfigError, models.ModelError, RunError, store.StoreError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps(summary, default=str))
-    return 0
+    from labs.recipe import recipe_main
+    return recipe_main(PreferenceRunConfig, train, argv, description="DPO or ORPO with LoRA on preference pairs "
+                       "(the labeler's labels, a saved dataset or a .jsonl file).")
 
 
 if __name__ == "__main__":

@@ -99,13 +99,14 @@ def _wait_for_queue(run: Run) -> None:
         time.sleep(0.5)
 
 
-def _locate_run(config_path: Path, recipe: str) -> Run:
-    """The run a config belongs to: its own run dir, or a new run for a config kept elsewhere."""
+def _locate_run(config_path: Path, recipe: str, config: dict | None = None) -> Run:
+    """The run a config belongs to: its own run dir, or a new run for a config kept elsewhere (holding
+    `config`, the validated settings, when given; else the file as it is)."""
     config_path = config_path.resolve()
     if (config_path.parent / "status.json").exists():
         return Run(config_path.parent)
     try:
-        cfg = yaml.safe_load(config_path.read_text()) or {}
+        cfg = config if config is not None else (yaml.safe_load(config_path.read_text()) or {})
     except (OSError, yaml.YAMLError) as e:
         raise RunError(f"config {config_path}: cannot be read ({e})") from None
     group = os.environ.get("TORCHELASTIC_RUN_ID")
@@ -129,13 +130,14 @@ def _locate_run(config_path: Path, recipe: str) -> Run:
 
 
 @contextlib.contextmanager
-def recipe_session(config_path: str | os.PathLike, resume: bool | None = None, recipe: str = "sft"):
+def recipe_session(config_path: str | os.PathLike, resume: bool | None = None, recipe: str = "sft",
+                   config: dict | None = None):
     """Wrap a recipe's work: queue, mark running, and record how it ended.
 
     resume=None takes the choice from status.json (runs.resume sets it); True resumes from the
     latest checkpoint. Under torchrun only rank 0 writes status and metrics.
     """
-    run = _locate_run(Path(config_path), recipe)
+    run = _locate_run(Path(config_path), recipe, config)
     st = run.raw_status()
     resume = st.get("resume", False) if resume is None else resume
     ckpt = run.latest_checkpoint() if resume else None

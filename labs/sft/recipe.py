@@ -23,9 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-from labs.sft.config import ConfigError, SFTRunConfig, preset
+from labs.sft.config import ConfigError, SFTRunConfig
 from labs.data.mask import prompt_of, prompt_text, reference, tokenize_row, truncation_report
-from labs.sft.data import DataError, data_hash, load_splits
+from labs.sft.data import data_hash, load_splits
 
 N_WATCH = 3  # validation prompts answered at every evaluation, so the user sees the model change
 
@@ -72,8 +72,7 @@ def load_model(cfg: SFTRunConfig, device, prec: dict):
         sft_trainer.use_row_attention(model)  # attention within each row of a padding-free batch (sft_trainer.py)
     if cfg.method == "lora":
         from peft import LoraConfig, get_peft_model
-        lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                          target_modules=cfg.target_modules(), use_rslora=cfg.use_rslora, use_dora=cfg.use_dora,
+        lcfg = LoraConfig(**cfg.lora_config_kwargs(), use_rslora=cfg.use_rslora, use_dora=cfg.use_dora,
                           bias="none", task_type="CAUSAL_LM")
         try:
             model = get_peft_model(model, lcfg)
@@ -299,43 +298,8 @@ def train(cfg: SFTRunConfig, session) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    ap = argparse.ArgumentParser(prog="python -m labs.sft", description="Supervised fine-tuning (LoRA, full, freeze).")
-    ap.add_argument("--config", help="run.yaml (keys: see labs/sft/config.py)")
-    ap.add_argument("--preset", help="write this task preset's config to --out and exit "
-                    "(instruction, sentiment, qa, custom)")
-    ap.add_argument("--out", default="run.yaml")
-    ap.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
-    a = ap.parse_args(argv)
-    import yaml
-    try:
-        if a.preset:
-            Path(a.out).write_text(preset(a.preset).to_yaml())
-            print(f"wrote {a.out}; run it with: python -m labs.sft --config {a.out}")
-            return 0
-        if not a.config:
-            raise ConfigError("--config: give a run.yaml (or --preset NAME to write one)")
-        path = Path(a.config)
-        if not path.is_file():
-            raise ConfigError(f"--config: {path} not found")
-        raw = yaml.safe_load(path.read_text()) or {}
-        raw.pop("recipe", None)
-        cfg = SFTRunConfig.from_dict(raw)  # validate before the run directory is touched
-    except (ConfigError, DataError, yaml.YAMLError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    from labs import models
-    from labs.runs.directory import RunError
-    from labs.runs.session import recipe_session
-    try:
-        with recipe_session(path, resume=a.resume or None) as session:
-            summary = train(cfg, session)
-    except (ConfigError, DataError, models.ModelError, RunError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps(summary, default=str))
-    return 0
+    from labs.recipe import recipe_main
+    return recipe_main(SFTRunConfig, train, argv, description="Supervised fine-tuning (LoRA, full, freeze).")
 
 
 if __name__ == "__main__":
