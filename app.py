@@ -100,11 +100,14 @@ def build(default_model: str | None = None):
         ctx = AppContext(paths.data_dir(), model_spec)
 
         for title, module, teaches in TABS:
-            with gr.Tab(title):
+            with gr.Tab(title) as tab:
+                first = len(ctx.loads)
                 if importlib.util.find_spec(module) is None:
                     gr.Markdown(f"**Coming next:** {teaches}. This tab is not built yet.")
                 else:
                     importlib.import_module(module).build(ctx)
+            for fn, outputs in ctx.loads[first:]:  # its pickers, read again each time the tab is opened
+                tab.select(fn, None, outputs, queue=False, show_progress="hidden", api_visibility="private")
 
         def on_pick(spec):
             if not (spec or "").strip():
@@ -121,13 +124,15 @@ def build(default_model: str | None = None):
         header_timer.tick(tick, model_spec, [header, header_timer], queue=False, show_progress="hidden",
                           api_name="model_status")
         demo.load(tick, model_spec, [header, header_timer], queue=False)
+        for fn, outputs in ctx.loads:  # pickers derived from the data directory, read at each page load
+            demo.load(fn, None, outputs, queue=False, show_progress="hidden", api_visibility="private")
     return demo
 
 
 def _adapter_choices(runs):
     out = []
     for r in runs.list_runs():
-        if (r.dir / "adapter" / "adapter_config.json").exists() or (r.dir / "model" / "config.json").exists():
+        if r.trained_model() is not None:
             out.append((r.id, str(r.dir)))
     return out
 

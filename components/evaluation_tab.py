@@ -11,17 +11,16 @@ eval_results, eval_errors, eval_export.
 """
 from __future__ import annotations
 
-import json
-
 import gradio as gr
 import pandas as pd
 
 from components.shared import dataset_choices, error_markdown, is_live, run_choices, run_view, status_markdown
 from labs import runs
 from labs.evaluation import bias as bias_mod
+from labs.evaluation import results as run_results
 from labs.evaluation.errors import BUCKETS, select
+from labs.errors import LabError
 from labs.evaluation.evaluate import EvalConfig
-from labs.evaluation.predict import EvalError
 from labs.evaluation.slices import table as slice_table
 
 EMPTY = pd.DataFrame()
@@ -32,7 +31,7 @@ def model_choices(base: str | None) -> list[tuple[str, str]]:
     out = [(f"{base} (base)", base)] if base else []
     for r in runs.list_runs():
         st = r.status()
-        if st.get("recipe", "sft") != "evaluation" and ((r.dir / "adapter").is_dir() or (r.dir / "model").is_dir()):
+        if st.get("recipe", "sft") != "evaluation" and r.trained_model() is not None:
             out.append((f"{r.id} · {st.get('recipe', 'sft')} · {st.get('state')}", str(r.dir)))
     return out
 
@@ -48,7 +47,7 @@ def start(models, data, split, task, tasks, max_rows, max_new_tokens, loss, comp
                          bias_templates=templates or "", bias_groups=groups or "", bias_label=(label or "").strip(),
                          slice_by=slice_by or "")
         run = runs.submit("evaluation", cfg.to_dict(), name="evaluation")
-    except (EvalError, runs.RunError) as e:
+    except LabError as e:
         gr.Warning(str(e))
         return gr.update(), f"⚠️ **{e}**"
     return run.id, f"Started evaluation `{run.id}`: `python -m labs.evaluation --config {run.dir / 'config.yaml'}`"
@@ -91,21 +90,14 @@ def stop(run_id):
 
 
 def load_result(run_id) -> tuple[dict | None, dict[str, list[dict]]]:
+    """(evaluation.json, {model label: prediction rows}) through labs.evaluation.results; (None, {}) before."""
     if not run_id:
         return None, {}
     try:
-        d = runs.get(run_id).dir
+        r = run_results(run_id)
     except runs.RunError:
         return None, {}
-    if not (d / "evaluation.json").is_file():
-        return None, {}
-    result = json.loads((d / "evaluation.json").read_text())
-    preds: dict[str, list[dict]] = {}
-    if (d / "predictions.jsonl").is_file():
-        for line in (d / "predictions.jsonl").read_text().splitlines():
-            r = json.loads(line)
-            preds.setdefault(r.pop("model"), []).append(r)
-    return result, preds
+    return r["evaluation"], r["predictions"]
 
 
 def _df(rows) -> pd.DataFrame:
@@ -203,12 +195,13 @@ def _clip(text, n: int = 240) -> str:
 
 
 def export(run_id):
-    result, _ = load_result(run_id)
-    if result is None:
+    try:
+        files = run_results(run_id)["files"] if run_id else []
+    except runs.RunError:
+        files = []
+    if not files:
         raise gr.Error("Pick a finished evaluation run first.")
-    d = runs.get(run_id).dir
-    return [str(d / n) for n in ("report.html", "report.md", "evaluation.json", "predictions.jsonl")
-            if (d / n).is_file()]
+    return files
 
 
 # --------------------------------------------------------------------------- layout

@@ -178,7 +178,8 @@ def adapter_choices() -> list[str]:
     from labs import runs
     out = []
     for r in runs.list_runs():
-        if (r.dir / "adapter" / "adapter_config.json").exists():
+        model = r.trained_model()
+        if model is not None and model.name == "adapter":  # a LoRA run (a full model has no spectra)
             out.append(r.id)
     return out
 

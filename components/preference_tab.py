@@ -12,7 +12,6 @@ s = skip, u = undo.
 from __future__ import annotations
 
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -23,12 +22,11 @@ from components.shared import GPU_QUEUE, dataset_choices
 from labs import store
 from labs.preference import labels as pref_labels
 from labs.preference import pairs as pref_pairs
+from labs.preference.refill import BACKGROUND, KEEP, MAKE
 
 KEYS_HELP = ("**Keys** (when not typing): **1** A is better · **2** B is better · **3** tie · **4** both bad · "
              "**s** skip · **u** undo")
 NONE_LEFT = "Nothing left to label here: make more pairs above, or pick another batch."
-REFILL_AT, REFILL_N = 3, 8  # keep this many pairs ahead of an annotator; make this many at a time
-_refill = {"lock": threading.Lock(), "running": False, "error": ""}
 
 
 def _batch(b) -> str | None:
@@ -78,10 +76,12 @@ def _view(annotator, batch, model_spec=None, auto=False):
     except store.StoreError as e:
         return (None, gr.update(value=f"⚠️ {e}", label="Prompt"), "", "", _progress_md(annotator, batch), None, None,
                 "", "")
-    if auto and model_spec:
-        _maybe_refill(annotator, batch, model_spec)
+    if auto and model_spec:  # keep pairs ahead of this annotator (labs.preference.refill, in a thread)
+        BACKGROUND.start(annotator, model_spec, batch=_batch(batch))
     if pid is None:
-        note = NONE_LEFT + (" More pairs are being made in the background." if _refill["running"] else "")
+        note = NONE_LEFT + (" More pairs are being made in the background." if BACKGROUND.running else "")
+        if BACKGROUND.error and not BACKGROUND.running:
+            note += f" ⚠️ The last background refill failed: {BACKGROUND.error}"
         return (None, gr.update(value=note, label="Prompt"), "", "", _progress_md(annotator, batch), None, None,
                 "", "")
     return (pid, gr.update(value=prompt, label=f"Prompt (pair {pid})"), _md(a), _md(b),
@@ -158,34 +158,6 @@ def make_pairs(spec, spec_b, source, typed, n, temperature, top_p, max_new_token
             gr.update(choices=_batch_choices()))
 
 
-def _maybe_refill(annotator, batch, spec):
-    """Keep REFILL_AT pairs ahead of the annotator: make REFILL_N more in a background thread."""
-    try:
-        prog = store.progress(store.check_annotator(annotator), _batch(batch))
-    except store.StoreError:
-        return
-    if prog["total"] - prog["done"] > REFILL_AT or _batch(batch):
-        return
-    with _refill["lock"]:
-        if _refill["running"]:
-            return
-        _refill["running"] = True
-
-    def work():
-        try:
-            from labs import models
-            prompts = pref_pairs.load_prompts("prompts", "train")
-            start = prog["total"] % len(prompts)
-            chosen = [prompts[(start + i) % len(prompts)] for i in range(REFILL_N)]
-            pref_pairs.make_pairs(chosen, models.CACHE.get(spec or None), seed=prog["total"], batch="auto-refill")
-            _refill["error"] = ""
-        except Exception as e:  # noqa: BLE001 - shown on the page; the app keeps serving
-            _refill["error"] = str(e)
-        finally:
-            _refill["running"] = False
-    threading.Thread(target=work, daemon=True, name="pref-refill").start()
-
-
 def _batch_choices() -> list[str]:
     return ["all batches"] + [b["batch"] for b in store.batches()]
 
@@ -252,8 +224,8 @@ def build(ctx):
             seed = gr.Number(0, precision=0, label="Seed")
         with gr.Row():
             make_btn = gr.Button("Generate pairs")
-            auto = gr.Checkbox(value=True, label=f"Keep pairs ahead of me (make {REFILL_N} more in the background "
-                                                 f"when {REFILL_AT} are left)")
+            auto = gr.Checkbox(value=True, label=f"Keep pairs ahead of me (make {MAKE} more in the background "
+                                                 f"when {KEEP} are left)")
         make_md = gr.Markdown()
 
     pair_id = gr.Number(value=None, visible=False, precision=0)
@@ -293,7 +265,7 @@ def build(ctx):
         export_file = gr.File(label="JSONL", interactive=False)
 
     try:
-        from components.preference_train import build_training
+        from components.preference_train_panel import build_training
     except ImportError:
         build_training = None
     if build_training is not None:

@@ -16,18 +16,17 @@ import gradio as gr
 import pandas as pd
 
 from components import shared
+from components.form import Form
 from components.shared import GPU_QUEUE, dataset_choices, run_choices
 from labs import runs, store
 from labs.feedback import loop, raters
+from labs.feedback.config import MAX_BEST_OF_K, ConfigError, LoopSettings
 from labs.feedback.plots import history_figure
 
-MAX_K = 8  # answer boxes for best-of-k (keys 1-8)
+MAX_K = MAX_BEST_OF_K  # answer boxes for best-of-k (keys 1-8)
+FORM = Form(LoopSettings, exclude=("model", "pool"))  # the model: the header's; the pool: with its typed prompts
 KEYS_HELP = {"stars": "**Keys:** **1**-**5** stars", "thumbs": "**Keys:** **u** thumbs up · **d** thumbs down",
              "best_of_k": "**Keys:** **1**-**k** picks the best answer"}
-KIND_LABELS = [("1-5 stars", "stars"), ("thumbs up / down", "thumbs"), ("best of k", "best_of_k")]
-MODE_LABELS = [("KTO: each answer good or bad", "kto"), ("DPO: pairs of one prompt's answers", "dpo"),
-               ("reward model, then RL on unrated prompts", "rm")]
-
 
 # --------------------------------------------------------------------------- the rating contract
 def rlhf_next(rater: str, loop_name: str | None = None) -> tuple[int | None, str, str]:
@@ -166,12 +165,11 @@ def history_view(name):
             gr.update(choices=choices, value=choices[-1][1] if choices else None))
 
 
-def start(name, model, pool, typed, n_prompts, k, temperature, top_p, max_new, seed, kind, threshold, mode,
-          rl_algo="rloo", draw="same"):
+def start(name, model, pool, typed, *values):
+    """Start a loop, or change an existing loop's settings for its next rounds; `values` are the settings form's
+    (FORM.names order; any not given keep the loop's current value, or the default for a new loop)."""
     name = (name or "").strip()
-    settings = dict(pool="typed" if pool == "typed below" else pool, prompts=n_prompts, k=k, temperature=temperature,
-                    top_p=top_p, max_new_tokens=max_new, seed=seed, kind=kind, threshold=threshold, mode=mode,
-                    rl_algo=rl_algo, draw=draw)
+    settings = dict(zip(FORM.names, values), pool="typed" if pool == "typed below" else pool)
     try:
         if not loop.exists(name):
             settings["model"] = (model or "").strip() or loop.SETTINGS["model"]
@@ -185,11 +183,10 @@ def fill_settings(name):
     """Picking an existing loop shows its settings (what the next round uses)."""
     try:
         s = loop.load(name.strip())["settings"]
-    except (loop.LoopError, AttributeError):
-        return [gr.skip()] * 12
-    return ["typed below" if s["pool"] == "typed" else s["pool"], s["prompts"], s["k"], s["temperature"], s["top_p"],
-            s["max_new_tokens"], s["seed"], s["kind"], s["threshold"], s["mode"], s.get("rl_algo", "rloo"),
-            s.get("draw", "walk")]
+        shown = LoopSettings.from_dict({"draw": "walk", **s})  # loops saved before 'draw' existed walked
+    except (loop.LoopError, ConfigError, AttributeError):
+        return [gr.skip()] * (1 + len(FORM.names))
+    return ["typed below" if shown.pool == "typed" else shown.pool, *FORM.values(shown)]
 
 
 def generate(name, seed, progress=gr.Progress()):
@@ -258,25 +255,8 @@ def build(ctx):
         with gr.Row():
             pool = gr.Dropdown(["prompts", "typed below", *dataset_choices()], value="prompts", scale=2,
                                label="Prompt pool (bundled prompts, a saved dataset, or typed)")
-            n_prompts = gr.Slider(1, 32, value=loop.SETTINGS["prompts"], step=1, label="Prompts per round")
-            k = gr.Slider(1, MAX_K, value=loop.SETTINGS["k"], step=1, label="Answers per prompt (k)")
         typed = gr.Textbox(label="Prompts, one per line", lines=3, visible=False)
-        draw = gr.Radio([("the same prompts every round (rounds compare like with like)", "same"),
-                         ("new prompts every round (walk through the pool)", "walk")],
-                        value=loop.SETTINGS["draw"], label="Which prompts a round asks")
-        with gr.Row():
-            temperature = gr.Slider(0.05, 1.5, value=loop.SETTINGS["temperature"], step=0.05, label="Temperature")
-            top_p = gr.Slider(0.05, 1, value=loop.SETTINGS["top_p"], step=0.05, label="Top-p")
-            max_new = gr.Slider(8, 256, value=loop.SETTINGS["max_new_tokens"], step=8, label="Max new tokens")
-            seed = gr.Number(loop.SETTINGS["seed"], precision=0, label="Loop seed")
-        with gr.Row():
-            kind = gr.Radio(KIND_LABELS, value=loop.SETTINGS["kind"], label="How people rate")
-            threshold = gr.Slider(1.5, 5, value=loop.SETTINGS["threshold"], step=0.5,
-                                  label="Good at or above (stars; KTO's desirable, the chart's good share)")
-            with gr.Column():
-                mode = gr.Radio(MODE_LABELS, value=loop.SETTINGS["mode"], label="Policy update")
-                rl_algo = gr.Radio([("RLOO", "rloo"), ("GRPO", "grpo")], value=loop.SETTINGS["rl_algo"],
-                                   label="RL after the reward model (KL penalty to the starting model)")
+        settings = FORM.render(LoopSettings(), per_row=4)
 
     with gr.Row():
         round_seed = gr.Textbox("", label="Round seed (empty: loop seed + round - 1)", placeholder="default", scale=1)
@@ -333,7 +313,7 @@ def build(ctx):
     view = [sample_id, prompt_box, answer_box, stars_row, thumbs_row, best_col, *best_rows, *best_boxes, keys_md,
             progress_md]
     hist = [hist_plot, hist_df, probe_df, revert_to]
-    form = [pool, typed, n_prompts, k, temperature, top_p, max_new, seed, kind, threshold, mode, rl_algo, draw]
+    form = [pool, typed, *settings]
     everything = dict(fn=lambda n, r: (loop_status(n), *rating_view(n, r), *history_view(n)), inputs=[name, rater],
                       outputs=[status, *view, *hist], api_visibility="private")
     # on page load: loops started since the page was built (by anyone), the newest one shown with its settings
@@ -354,7 +334,7 @@ def build(ctx):
         btn.click(lambda sid, n, r, i=i: pick_best(i, sid, n, r), [sample_id, name, rater], view,
                   api_visibility="private")
     sim_btn.click(simulate, [name, sim_spec], sim_md, api_name="rlhf_simulate").then(**everything)
-    update_btn.click(update, [name, mode], [update_md, monitor.run_id], api_name="rlhf_update").then(**everything)
+    update_btn.click(update, [name, FORM.widgets["mode"]], [update_md, monitor.run_id], api_name="rlhf_update").then(**everything)
     monitor.after_draw(_after_run, [name, monitor.seen], [status, *hist])
     hist_btn.click(lambda n: (loop_status(n), *history_view(n)), name, [status, *hist], api_visibility="private")
     revert_btn.click(revert, [name, revert_to], revert_md, api_name="rlhf_revert").then(**everything)

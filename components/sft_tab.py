@@ -7,55 +7,37 @@ The form *is* labs.sft.config.SFTRunConfig: "Copy config as YAML" and "Copy comm
 exactly as the run directory keeps it (`python -m labs.sft --config run.yaml` runs it headless).
 Callable by gradio_client: sft_preset, sft_mask_preview, sft_config_yaml, sft_start, sft_load_config,
 sft_details, sft_compare, sft_export (+ the run monitor's sft_run_status/stop/kill/resume); the encoder way's
-panel, an accordion at the end of the tab, adds encoder_* (components/encoder_panel.py).
+panel, an accordion at the end of the tab, adds encoder_* (components/sft_encoder_panel.py).
 """
 from __future__ import annotations
-
-import json
-from dataclasses import fields
 
 import gradio as gr
 import pandas as pd
 
+from components.form import Form
 from components.shared import GPU_QUEUE, dataset_choices, run_choices
 from labs import runs
-from labs.sft.config import HELP, LINEAR_NAMES, PRESETS, TASKS, ConfigError, SFTRunConfig, preset
+from labs.errors import LabError
+from labs.sft import results as run_results
+from labs.sft.config import ConfigError, SFTRunConfig, preset
 
-FIELDS = [f.name for f in fields(SFTRunConfig) if f.name != "model"]  # the model comes from the header
 DATASETS = ["instruct", "sentiment-real", "drugs-real", "assets/qa_varied"]
+FORM = Form(SFTRunConfig, exclude=("model",),  # the model comes from the header
+            dynamic={"dataset": lambda: [*DATASETS, *dataset_choices()]})
+FIELDS = FORM.names
 
 
 def _cfg(model, values) -> SFTRunConfig:
-    d = dict(zip(FIELDS, values))
-    d["lora_targets"] = ",".join(d["lora_targets"]) if isinstance(d["lora_targets"], list) else d["lora_targets"]
-    return SFTRunConfig(model=(model or "").strip() or SFTRunConfig.model, **d)
+    return FORM.config(values, model=(model or "").strip() or SFTRunConfig.model)
 
 
 def _form_values(cfg: SFTRunConfig) -> list:
-    out = []
-    for name in FIELDS:
-        v = getattr(cfg, name)
-        if name == "lora_targets":
-            v = ["all-linear"] if v in ("", "all-linear") else [t.strip() for t in v.split(",")]
-        out.append(v)
-    return out
+    return FORM.values(cfg)
 
 
 # --------------------------------------------------------------------------- handlers (plain functions)
 def apply_preset(name):
-    cfg = preset(name)
-    return [*_form_values(cfg), f"Preset **{name}**: {_preset_note(name)}"]
-
-
-def _preset_note(name):
-    return {"instruction": "extract name, city and age as YAML (bundled set, held-out phrasings and names); "
-                           "exact match.",
-            "transform": "sort words, reformat dates, upper-case phrases; exact match.",
-            "sentiment": "real tweets (sentiment-real) -> negative / neutral / positive; accuracy, precision, "
-                         "recall, F1. Pick drugs-real for drug reviews.",
-            "qa": "varied paragraphs and question forms (assets/qa_varied) -> a span copied from the context; "
-                  "exact match and token F1.",
-            "custom": "every row of the dataset; exact match."}[name]
+    return FORM.apply_preset(name)
 
 
 def effective_batch(batch, accum):
@@ -67,22 +49,17 @@ def effective_batch(batch, accum):
 
 
 def config_yaml(model, *values):
-    try:
-        cfg = _cfg(model, values)
-    except ConfigError as e:
-        gr.Warning(str(e))
-        return f"# invalid: {e}", ""
-    return cfg.to_yaml(), cfg.command("run.yaml") + "   # save the YAML above as run.yaml first"
+    return FORM.preview(values, model=(model or "").strip() or SFTRunConfig.model)
 
 
 def start(model, *values):
     """Validate the form and submit the run; returns (run id for the monitor, message)."""
     try:
         cfg = _cfg(model, values)
-    except ConfigError as e:
+        run = runs.submit("sft", cfg.to_dict())
+    except LabError as e:
         gr.Warning(str(e))
         return gr.update(), f"⚠️ **{e}**"
-    run = runs.submit("sft", cfg.to_dict())
     return (run.id,
             f"Started run `{run.id}` — {cfg.method}, effective batch {cfg.effective_batch()}; "
             f"`{cfg.command(str(run.dir / 'config.yaml'))}`")
@@ -128,11 +105,10 @@ def details(run_id, overlay):
     if not run_id:
         return None, None, None, "", None
     try:
-        run = runs.get(run_id)
+        r = run_results(run_id)
     except runs.RunError as e:
         return None, None, None, f"⚠️ {e}", None
-    rows = run.metrics()
-    series = {run_id: rows}
+    series = {run_id: r["metrics"]}
     for other in overlay or []:
         if other != run_id:
             try:
@@ -140,29 +116,23 @@ def details(run_id, overlay):
             except runs.RunError:
                 pass
     loss = loss_figure(series, title="Loss: this run and earlier runs") if len(series) > 1 else None
-    extra = metric_figure(rows, ["learning_rate", "grad_norm", "tokens_per_s"])
-    gens = [r for r in rows if "eval_generations" in r]
+    extra = metric_figure(r["metrics"], ["learning_rate", "grad_norm", "tokens_per_s"])
     table = None
-    if gens:
-        table = pd.DataFrame([{"step": r["step"], "prompt": g["prompt"][:120], "answer": g["answer"],
-                               "reference": g["reference"]} for r in gens[-3:] for g in r["eval_generations"]])
-    md = ""
-    ev = run.dir / "eval_metrics.json"
-    preds = None
-    if ev.exists():
-        m = json.loads(ev.read_text())
-        after = {k: v for k, v in m.items() if not k.startswith("base/") and k != "n"}
-        md = f"**Held-out metrics** ({m.get('n', '?')} rows, answers by generation):\n\n| metric | base | fine-tuned |\n" \
-             "|---|---|---|\n" + "\n".join(f"| {k} | {m.get('base/' + k, '–')} | {v} |" for k, v in after.items())
-        final = [r for r in rows if r.get("final")]
-        if final:
-            md += f"\n\nTraining time: {final[-1].get('train_seconds', '?')} s over {final[-1].get('step')} steps."
-        p = run.dir / "eval_predictions.jsonl"
-        if p.exists():
-            preds = pd.DataFrame([json.loads(x) for x in p.read_text().splitlines()[:200]])
-    warning = (run.record().get("truncation") or {}).get("warning")
-    if warning:
-        md = f"⚠️ {warning}\n\n{md}"
+    if r["generations"]:
+        table = pd.DataFrame([{**g, "prompt": g["prompt"][:120]} for g in r["generations"]])
+    md, preds = "", None
+    if r["eval_metrics"] is not None:
+        n = "?" if r["n"] is None else r["n"]
+        md = (f"**Held-out metrics** ({n} rows, answers by generation):\n\n| metric | base | fine-tuned |\n"
+              "|---|---|---|\n" + "\n".join(f"| {h['metric']} | {'–' if h['base'] is None else h['base']} | "
+                                           f"{h['fine_tuned']} |" for h in r["held_out"]))
+        if r["steps"] is not None:
+            seconds = "?" if r["train_seconds"] is None else r["train_seconds"]
+            md += f"\n\nTraining time: {seconds} s over {r['steps']} steps."
+        if r["predictions"] is not None:
+            preds = pd.DataFrame(r["predictions"])
+    if r["truncation_warning"]:
+        md = f"⚠️ {r['truncation_warning']}\n\n{md}"
     return loss, extra, table, md, preds
 
 
@@ -207,60 +177,16 @@ def export(run_id, repo_id, token):
 
 
 # --------------------------------------------------------------------------- layout
-def _widget(name, default):
-    info, label = HELP[name], name.replace("_", " ")
-    choices = {"method": ["lora", "full", "freeze"], "lr_scheduler": ["linear", "cosine", "constant"],
-               "precision": ["auto", "bf16", "fp16", "fp32"], "device": ["auto", "cpu", "cuda", "mps"],
-               "task": list(TASKS)}
-    if name in choices:
-        return gr.Dropdown(choices[name], value=default, label=label, info=info)
-    if name == "dataset":
-        return gr.Dropdown(DATASETS + [d for d in dataset_choices() if d not in DATASETS], value=default,
-                           label=label, info=info, allow_custom_value=True)
-    if name == "lora_targets":
-        return gr.Dropdown(["all-linear", *LINEAR_NAMES], value=["all-linear"], multiselect=True, label=label,
-                           info=info)
-    if name == "lora_r":
-        return gr.Slider(1, 256, value=default, step=1, label=label, info=info)
-    if name == "lora_dropout":
-        return gr.Slider(0, 0.5, value=default, step=0.01, label=label, info=info)
-    if isinstance(default, bool):
-        return gr.Checkbox(value=default, label=label, info=info)
-    if isinstance(default, int):
-        return gr.Number(value=default, precision=0, label=label, info=info)
-    if isinstance(default, float):
-        return gr.Number(value=default, label=label, info=info)
-    return gr.Textbox(value=default, label=label, info=info)
-
-
-GROUPS = [
-    ("Data", ["task", "dataset", "data_tasks", "max_train_rows", "max_eval_rows", "completion_only", "max_length"]),
-    ("Method", ["method", "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "use_rslora", "use_dora",
-                "freeze_top_n"]),
-    ("Optimization", ["learning_rate", "lr_scheduler", "warmup", "weight_decay", "num_epochs", "max_steps",
-                      "batch_size", "grad_accum", "neftune_alpha", "seed"]),
-    ("Speed", ["padding_free", "row_attention", "answer_head", "packing", "gradient_checkpointing", "precision", "device"]),
-    ("Evaluation and saving", ["eval_steps", "early_stopping_patience", "save_total_limit", "logging_steps",
-                               "eval_rows", "eval_base", "time_limit_min", "push_to_hub"]),
-]
-
-
 def build(ctx):
     gr.Markdown("### Supervised fine-tuning\nPick a task preset, check what the loss trains on, start, and "
-                "watch the loss and the model's answers change. Every field says what it does.")
+                "watch the loss and the model's answers change. The preset fills every setting; the few that "
+                "decide most stand up front, the rest are under *Advanced settings*, each saying what it does.")
+    preset_dd, preset_note = FORM.preset_picker("instruction", "Task preset")
     default = preset("instruction")
-    w: dict[str, gr.components.Component] = {}
-    with gr.Row():
-        preset_dd = gr.Dropdown(list(PRESETS), value="instruction", label="Task preset", scale=1)
-        preset_note = gr.Markdown(f"Preset **instruction**: {_preset_note('instruction')}")
-    for title, names in GROUPS:
-        with gr.Accordion(title, open=title in ("Data", "Method", "Optimization")):
-            with gr.Row(equal_height=False):
-                for n in names:
-                    w[n] = _widget(n, getattr(default, n))
-            if title == "Optimization":
-                eff = gr.Markdown(effective_batch(default.batch_size, default.grad_accum))
-    form = [w[n] for n in FIELDS]
+    form = FORM.render(default)
+    w = FORM.widgets
+    ctx.on_load(FORM.refresh, FORM.dynamic_components)
+    eff = gr.Markdown(effective_batch(default.batch_size, default.grad_accum))
     with gr.Accordion("What the loss trains on (mask preview)", open=False):
         with gr.Row():
             row_ix = gr.Number(0, precision=0, label="Training row", scale=1)
@@ -268,13 +194,7 @@ def build(ctx):
         mask_md = gr.Markdown()
         mask_hl = gr.HighlightedText(label="Tokens (highlighted = in the loss)", color_map={"trained": "green"},
                                      combine_adjacent=False, show_legend=True)
-    with gr.Row():
-        start_btn = gr.Button("Start training", variant="primary")
-        yaml_btn = gr.Button("Copy config as YAML / command")
-    msg = gr.Markdown()
-    with gr.Row():
-        yaml_box = gr.Code(language="yaml", label="run.yaml", interactive=False)
-        cmd_box = gr.Textbox(label="Command", buttons=["copy"], interactive=False)
+    start_btn, yaml_btn, msg, yaml_box, cmd_box = FORM.controls()
 
     gr.Markdown("### Live monitor")
     mon = ctx.run_monitor("sft", recipe="sft")
@@ -329,7 +249,7 @@ def build(ctx):
     export_btn.click(export, [mon.run_id, repo, token], [export_md, card], api_name="sft_export", **GPU_QUEUE)
 
     try:
-        from components.encoder_panel import build_encoder
+        from components.sft_encoder_panel import build_encoder
     except ImportError:
         build_encoder = None
     if build_encoder is not None:

@@ -5,7 +5,7 @@ A tab's `build(ctx)` receives an AppContext; the run monitor follows any run dir
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -20,9 +20,20 @@ GPU_QUEUE = dict(concurrency_id="gpu", concurrency_limit=1)  # one model-heavy h
 class AppContext:
     data_dir: Path
     model_spec: gr.Dropdown | gr.Textbox  # the header's model picker; its value is a model spec string
+    loads: list = field(default_factory=list)  # (fn, outputs): pickers read afresh when shown
+
+    def on_load(self, fn, outputs) -> None:
+        """Run fn() -> outputs' updates whenever a page (re)loads and whenever the tab that registered it is
+        selected, so a picker lists what exists now (a dataset saved in another tab, a run started elsewhere)."""
+        self.loads.append((fn, outputs))
 
     def run_monitor(self, prefix: str, **kw) -> "RunMonitor":
-        return run_monitor(prefix, **kw)
+        mon = run_monitor(prefix, **kw)
+        recipe = kw.get("recipe")
+        # a reload finds the run that is running (or queued) selected, else the newest one
+        self.loads.append((lambda: gr.update(choices=run_choices(recipe), value=preferred_run(recipe)),
+                           [mon.run_id]))
+        return mon
 
 
 def default_context() -> AppContext:
@@ -48,6 +59,17 @@ def run_choices(recipe: str | None = None) -> list[tuple[str, str]]:
             continue
         out.append((f"{r.id} · {st.get('state')}", r.id))
     return out
+
+
+def preferred_run(recipe: str | None = None) -> str | None:
+    """The run a page shows first: a running one, else a queued one, else the newest (None: no runs yet)."""
+    found = [(r.id, r.status().get("state")) for r in runs.list_runs()
+             if not recipe or r.status().get("recipe", r.recipe) == recipe]
+    for state in ("running", "stopping", "queued"):
+        active = [rid for rid, st in found if st == state]
+        if active:
+            return active[0]
+    return found[0][0] if found else None
 
 
 def status_markdown(run_id: str | None) -> str:
@@ -132,14 +154,6 @@ class RunView(NamedTuple):
     status: tuple | None   # status.json (size, mtime_ns): rewritten about once a second while training
 
 
-def _stat(path: Path) -> tuple | None:
-    try:
-        s = path.stat()
-    except OSError:
-        return None
-    return s.st_size, s.st_mtime_ns
-
-
 def run_view(run_id: str | None) -> RunView:
     if not run_id:
         return RunView(None, None, None, None, None)
@@ -148,8 +162,8 @@ def run_view(run_id: str | None) -> RunView:
     except runs.RunError:
         return RunView(run_id, "missing", None, None, None)
     st = run.status()
-    return RunView(run_id, st.get("state"), st.get("queue_position"), _stat(run.dir / "metrics.jsonl"),
-                   _stat(run.dir / "status.json"))
+    return RunView(run_id, st.get("state"), st.get("queue_position"), run.stamp("metrics"),
+                   run.stamp("status"))
 
 
 def is_live(view: RunView | None) -> bool:

@@ -54,7 +54,8 @@ def setting(default: Any = MISSING, help: str = "", *, choices=None, min=None, m
 
     min/max: inclusive limits (min_open/max_open make them exclusive). group: the form section;
     advanced: shown under "Advanced" rather than up front; form=False: set by the lab, not typed in a form
-    (still in the YAML and the CLI). widget: 'slider', 'multiselect', 'textarea' or None (chosen by type).
+    (still in the YAML and the CLI). widget: 'slider', 'radio', 'multiselect', 'textarea' or None (chosen by
+    type); extra form hints: label=, choice_labels={value: words}, step= (a slider's), options= (suggestions).
     """
     md = {"help": help, "group": group, "advanced": advanced, "form": form, "widget": widget,
           "min": min, "max": max, "min_open": min_open, "max_open": max_open, **extra}
@@ -83,10 +84,13 @@ class Spec:
     widget: str | None
     options: tuple | None = None  # suggestions the form offers (not enforced, unlike choices)
     notes: dict | None = None     # refused value -> what to do instead ("sft" -> "use sft_weight")
+    title: str | None = None      # the form's label, where the field's name says too little
+    choice_labels: dict | None = None  # value -> the words the form shows for it
+    step: float | None = None     # a slider's step
 
     @property
     def label(self) -> str:
-        return self.name.replace("_", " ")
+        return self.title or self.name.replace("_", " ")
 
     def limits_text(self) -> str:
         lo, hi = self.min, self.max
@@ -185,7 +189,8 @@ def specs_of(cls) -> tuple[Spec, ...]:
         out.append(Spec(f.name, _type_name(hints[f.name]), default, md.get("help", ""), md.get("choices"),
                         md.get("min"), md.get("max"), md.get("min_open", False), md.get("max_open", False),
                         md.get("group", ""), md.get("advanced", False), md.get("form", True), md.get("widget"),
-                        tuple(md["options"]) if md.get("options") else None, md.get("notes")))
+                        tuple(md["options"]) if md.get("options") else None, md.get("notes"), md.get("label"),
+                        md.get("choice_labels"), md.get("step")))
     return tuple(out)
 
 
@@ -239,9 +244,10 @@ class RunConfig:
             if k not in known:
                 near = difflib.get_close_matches(k, known, n=1)
                 hint = f"did you mean {near[0]}? " if near else ""
-                where_listed = f"python -m labs.{cls.recipe} --help" if cls.recipe else cls.__name__
-                raise ConfigError(f"{k}: unknown setting for {cls.recipe or cls.__name__} ({hint}{where_listed} "
-                                  f"lists them)")
+                listed = f"python -m labs.{cls.recipe} --help lists them" if cls.recipe else \
+                    f"known: {', '.join(known)}"
+                raise ConfigError(f"{k}: unknown setting for {where if not cls.recipe else cls.recipe} "
+                                  f"({hint}{listed})")
         return cls(**d)
 
     @classmethod

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from labs import paths
+from labs.errors import LabError
 
 CHOICES = ("A", "B", "tie", "both_bad")  # as an annotator sees them
 SCHEMA = """
@@ -78,7 +79,7 @@ CREATE TABLE IF NOT EXISTS ratings (
 RATING_KINDS = ("stars", "thumbs", "best_of_k")
 
 
-class StoreError(ValueError):
+class StoreError(LabError, ValueError):
     """A store operation was refused; the message says why."""
 
 
@@ -255,6 +256,13 @@ def _sample(row) -> dict:
     d["prompt"] = json.loads(d["prompt"])
     d["sampling"] = json.loads(d["sampling"])
     return d
+
+
+def sample(sample_id: int) -> dict | None:
+    """One stored sample by id (its loop, round, prompt, completion, policy, sampling); None when there is none."""
+    with _read() as con:
+        row = con.execute("SELECT * FROM samples WHERE id = ?", (int(sample_id),)).fetchone()
+    return _sample(row) if row else None
 
 
 def samples(loop: str, round: int | None = None) -> list[dict]:

@@ -5,19 +5,26 @@ every test session and by `make run`; everything else a test writes goes to a te
 `data_dir` gives a test its own, and any code that writes without one lands in a temporary directory
 made for this session (LAB_DATA_DIR, inherited by the jobs tests start), never in ./lab_data.
 
-    make test-fast    (pytest -m "not slow": no training jobs, no app start-up, no real default model)
-    make test         (everything)
+    make test-fast    (pytest -m "not slow": no training job, no app server; of the real default model only
+                       its tokenizer, read from the model cache, which a fresh checkout builds once)
+    make test         (everything: training jobs on tiny models, the app, the real model in the `integration` tests)
+
+Helpers shared by several test files (a free port, the app started and waited for, wait_until, tiny models) are
+in tests/helpers.py: `from tests.helpers import ...`.
 """
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
+
+pytest.register_assert_rewrite("tests.helpers")  # its asserts report their values, as a test's do
+from tests import helpers  # noqa: E402
+from tests.helpers import make_tiny_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -54,54 +61,13 @@ def default_tokenizer(default_model_dir):
     return AutoTokenizer.from_pretrained(default_model_dir)
 
 
-def make_tiny_model(out: Path, tokenizer, *, layers: int = 2, hidden: int = 32, seed: int = 0) -> Path:
-    """A Llama-architecture model with random weights, SmolLM2's tokenizer and chat template."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
-                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=1024, tie_word_embeddings=True,
-                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                      pad_token_id=tokenizer.pad_token_id)
-    model = LlamaForCausalLM(cfg)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, default_tokenizer) -> Path:
     """Path of a tiny random Llama (2 layers, hidden 32) saved with the real tokenizer."""
     return make_tiny_model(tmp_path_factory.mktemp("tiny-llama"), default_tokenizer)
 
 
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _serve_tab(module, data_dir: Path, model_spec: str):
-    """One tab (`components.<x>_tab` module) served alone on a free port; yields a gradio_client Client."""
-    import gradio as gr
-    from gradio_client import Client
-
-    from components.shared import AppContext
-    with gr.Blocks() as demo:
-        spec = gr.Textbox(value=model_spec, label="Model")
-        with gr.Tab(module.__name__):
-            module.build(AppContext(Path(data_dir), spec))
-    demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    try:
-        yield Client(demo.local_url, verbose=False)
-    finally:
-        demo.close()
-
-
 @pytest.fixture
 def serve_tab():
     """`with serve_tab(components.x_tab, data_dir, model_spec) as client:` — one tab served alone."""
-    return _serve_tab
+    return helpers.serve_tab

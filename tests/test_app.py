@@ -1,59 +1,28 @@
 """The app shell: start-up, header, bad input at launch, and a run started through the UI's API."""
 from __future__ import annotations
 
-import os
+import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def launch(tmp_path, *args, data_dir=None):
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("LAB_DATA_DIR", None)
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port),
-                             "--data-dir", str(data_dir or tmp_path / "lab_data"), *args],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return proc, f"http://127.0.0.1:{port}/"
-
-
-def wait_http(url, proc, timeout=60) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if proc.poll() is not None:
-            raise AssertionError(f"app exited: {proc.stdout.read()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return time.monotonic() - t0
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("app did not answer")
+from tests.helpers import ROOT, free_port, launch_app, stop_app, wait_for_app, wait_until
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("app")
-    proc, url = launch(tmp)
+    """The app as `make run` starts it (the default model loads in the background): (url, data dir, seconds
+    until the page answered)."""
+    data_dir = tmp_path_factory.mktemp("app") / "lab_data"
+    proc, url = launch_app(data_dir)
     try:
-        seconds = wait_http(url, proc)
-        yield url, tmp / "lab_data", seconds
+        seconds = wait_for_app(proc, url, timeout=60)
+        yield url, data_dir, seconds
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_app(proc)
 
 
 @pytest.mark.slow
@@ -63,14 +32,13 @@ def test_page_serves_and_header_shows_the_default_model(app):
     url, _, seconds = app
     print(f"page answered HTTP 200 after {seconds:.1f} s")
     client = Client(url, verbose=False)
-    deadline = time.monotonic() + 120
-    header = ""
-    while time.monotonic() < deadline:
+
+    def loaded_header():
         header, _ = client.predict("HuggingFaceTB/SmolLM2-135M-Instruct", api_name="/model_status")
-        if "loading" not in header:
-            break
-        time.sleep(1)
+        return None if "loading" in header else header
+    header = wait_until(loaded_header, 120, "the header to show the loaded default model", interval=1)
     assert "SmolLM2-135M-Instruct" in header and "offline bundle" in header and "cpu" in header, header
+    assert "134.5M params" in header, header  # the loaded weights' count (134,515,008), not a name's claim
 
 
 @pytest.mark.slow  # the app's start-up: ~5 s
@@ -79,12 +47,11 @@ def test_bad_model_spec_is_a_message_and_the_app_keeps_serving(app):
     url, _, _ = app
     client = Client(url, verbose=False)
     client.predict("./definitely/not/a/model", api_name="/pick_model")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def settled_header():
         header, _ = client.predict("./definitely/not/a/model", api_name="/model_status")
-        if "loading" not in header:
-            break
-        time.sleep(0.5)
+        return None if "loading" in header else header
+    header = wait_until(settled_header, 30, "the header to settle on the bad spec", interval=0.5)
     assert "⚠️" in header and "'./definitely/not/a/model'" in header and "not found" in header
     with urllib.request.urlopen(url, timeout=5) as r:
         assert r.status == 200
@@ -109,9 +76,15 @@ def test_port_in_use_and_unwritable_data_dir_are_one_line_errors(tmp_path):
 
 def test_help_lists_the_options():
     out = subprocess.run([sys.executable, "app.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0 and out.stdout.startswith("usage: ") and out.stderr == "", out.stderr
-    for flag in ("--host", "--port", "--model", "--data-dir"):
-        assert flag in out.stdout
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    assert out.stdout.startswith("usage: python app.py [-h] "), out.stdout  # the command as a user types it
+    usage, _, options = out.stdout.partition("\noptions:\n")
+    for flag, metavar in (("--host", "HOST"), ("--port", "PORT"), ("--model", "MODEL"), ("--data-dir", "DATA_DIR"),
+                          ("--no-preload", "")):
+        shown = f"{flag} {metavar}".strip()
+        assert f"[{shown}]" in " ".join(usage.split()), (flag, usage)  # in the usage line, optional
+        # and explained: its own line under options, with a help text after it
+        assert re.search(rf"^  {re.escape(shown)} +\S", options, re.M), (flag, options)
 
 
 @pytest.mark.slow
@@ -129,22 +102,20 @@ def test_a_run_started_through_the_sft_tab_reports_metrics_live(app, tiny_model_
     run_id, msg = client.predict(str(tiny_model_dir), *[form[f] for f in FIELDS], api_name="/sft_start")
     assert run_id in msg and "Started" in msg, msg
     assert (data_dir / "runs" / run_id / "config.yaml").exists()  # the app's own data dir
-    deadline = time.monotonic() + 180
-    status = ""
-    while time.monotonic() < deadline:
+
+    def running_with_loss():
         status, plot, error = client.predict(run_id, 0.0, False, api_name="/sft_run_status")
-        if "loss" in status and "running" in status:
-            break
         assert "failed" not in status, error
-        time.sleep(1)
+        return (status, plot) if "loss" in status and "running" in status else None
+    status, plot = wait_until(running_with_loss, 180, "the monitor to show a running run's loss", interval=1)
     assert "running" in status and "step" in status and "loss" in status, status
     assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/")  # the live loss curve
     client.predict(run_id, api_name="/sft_run_stop")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and "**stopped**" not in status:
+
+    def stopped():
         status, _, _ = client.predict(run_id, 0.0, False, api_name="/sft_run_status")
-        time.sleep(1)
-    assert "**stopped**" in status
+        return status if "**stopped**" in status else None
+    status = wait_until(stopped, 120, "the run to stop", interval=1)
     # what that image draws: the monitor's figure for this run holds every logged training loss
     from components.shared import refresh
     from labs import runs

@@ -39,7 +39,7 @@ def test_from_kept_directories_later_runs_replace_earlier_ones(tmp_path, capsys)
     assert course_tasks.main(["--from", str(old), str(new), "--chart", str(tmp_path / "c.png")]) == 0
     out = capsys.readouterr().out
     assert "| qa (test, 200 rows) | llm | exact_match 75.0 ± 21.2 % |" in out  # mean ± sd of 60 and 90
-    assert (tmp_path / "c.png").stat().st_size > 0
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # a PNG image, not just some bytes
     assert len(json.loads(out.strip().splitlines()[-1])["runs"]) == 4
     assert course_tasks.main(["qa", "--from", str(old), str(new)]) == 0  # tasks given: only those
     assert {r["task"] for r in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["runs"]} == {"qa"}

@@ -66,7 +66,8 @@ def test_new_data_replaces_old_views(data_dir, tiny_model_dir, tmp_path):
     st = dict(dataset_tab.EMPTY)
     st, *_ = dataset_tab.load_sample("formats/instruction.jsonl", "auto", "", st)
     report, bal, hist, _ = dataset_tab.inspect(st, 0.8, 1024, spec)
-    assert bal is None and hist is not None  # no label column: no empty balance chart
+    assert bal is None  # no label column: no empty balance chart
+    assert sum(bar.get_height() for bar in hist.axes[0].patches) == 5  # the length histogram counts the 5 rows
     src = tmp_path / "other.jsonl"
     src.write_text('{"prompt": "Name a colour.", "completion": "Teal."}\n')
     st, summary, _, _ = dataset_tab.load_file(str(src), "auto", "", st)

@@ -4,11 +4,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import REVIEW_ROWS, ROOT, make_tiny_bert, write_splits
 QA = ROOT / "assets" / "qa_varied"
 
 
@@ -55,10 +54,7 @@ def test_qa_varied_spans_point_at_their_answers_and_held_out_is_disjoint():
 
 
 # --------------------------------------------------------------------------- a tiny BERT, built in-process
-CLASS_ROWS = [{"text": t, "label": lab} for t, lab in [
-    ("the drug worked well and i sleep fine", "positive"), ("awful pain all week", "negative"),
-    ("it was okay nothing special", "neutral"), ("great relief from the pain", "positive"),
-    ("bad side effects and awful nights", "negative"), ("works well for me", "positive")] * 4]
+CLASS_ROWS = REVIEW_ROWS
 
 
 def _qa_rows(n=16):
@@ -75,18 +71,8 @@ def _vocab(texts):
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory):
     """A 2-layer BERT (hidden 32) with random weights and a word-level vocabulary of the test rows."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizer
-    out = tmp_path_factory.mktemp("tiny-bert")
     texts = [r["text"] for r in CLASS_ROWS] + [r["context"] + " " + r["question"] for r in _rows("train")[:40]]
-    vocab = list(dict.fromkeys(_vocab(texts)))
-    tok = BertTokenizer(vocab={w: i for i, w in enumerate(vocab)})
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=160)
-    BertModel(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), _vocab(texts), max_positions=160)
 
 
 def _session(tmp_path):
@@ -105,6 +91,7 @@ def _snapshot(model):
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
+@pytest.mark.slow  # trains 3 steps (trainer.train)
 def test_classifier_trains_and_class_weights_enter_the_loss(tiny_bert, tmp_path):
     import torch
     from labs.encoder.recipe import build_trainer
@@ -131,6 +118,7 @@ def test_classifier_trains_and_class_weights_enter_the_loss(tiny_bert, tmp_path)
     assert trainer.state.global_step == 3
 
 
+@pytest.mark.slow  # trains 3 steps (trainer.train)
 def test_lora_on_bert_trains_adapters_and_the_new_head_only(tiny_bert, tmp_path):
     import torch
     from labs.encoder.recipe import build_trainer
@@ -149,6 +137,7 @@ def test_lora_on_bert_trains_adapters_and_the_new_head_only(tiny_bert, tmp_path)
     assert all(torch.equal(p, after[n]) for n, p in frozen.items())
 
 
+@pytest.mark.slow  # trains 3 steps (trainer.train)
 def test_qa_windows_point_at_the_answer_and_the_qa_head_trains(tiny_bert, tmp_path):
     import torch
     from transformers import AutoTokenizer
@@ -205,8 +194,8 @@ def test_config_refuses_bad_values_in_user_terms(tmp_path):
     from labs.encoder.config import ConfigError, EncoderRunConfig, preset
     for kw, msg in [({"task": "ner"}, "task: one of classification, qa"),
                     ({"class_weights": "auto"}, "class_weights: one of none, balanced"),
-                    ({"task": "qa", "max_length": 64, "doc_stride": 40}, "doc_stride: 0 or more and below"),
-                    ({"learning_rate": 1}, "learning_rate: between 0 and 0.01")]:
+                    ({"task": "qa", "max_length": 64, "doc_stride": 40}, "doc_stride: below max_length / 2"),
+                    ({"learning_rate": 1}, "learning_rate: above 0 and at most 0.01")]:
         with pytest.raises(ConfigError, match=msg):
             EncoderRunConfig(**kw)
     assert preset("qa").task == "qa" and preset("sentiment").class_weights == "balanced"
@@ -224,10 +213,8 @@ def test_evaluation_cli_scores_a_tiny_encoder_run(tiny_bert, tmp_path, capsys):
     import subprocess
     import sys
     import yaml
-    data = tmp_path / "reviews"
-    data.mkdir()
-    for split, rows in (("train", CLASS_ROWS), ("validation", CLASS_ROWS[:6]), ("test", CLASS_ROWS[6:18])):
-        (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = write_splits(tmp_path / "reviews", {"train": CLASS_ROWS, "validation": CLASS_ROWS[:6],
+                                               "test": CLASS_ROWS[6:18]})
     cfg = _cfg(tiny_bert, dataset=str(data), max_steps=4).to_dict()
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "LAB_DATA_DIR": str(tmp_path / "lab_data"), "HF_HUB_OFFLINE": "1"}
@@ -281,11 +268,10 @@ def test_search_grid_is_checked_before_anything_is_queued():
     assert trials[0] == {"trial": "default", "settings": {"learning_rate": 1e-4, "num_epochs": 6.0}}
     assert len(trials) == 4 and {"learning_rate": 1e-4, "num_epochs": 6} not in [t["settings"] for t in trials[1:]]
     assert len(trials_of("sentiment", {"learning_rate": [1e-5, 2e-5, 1e-4], "num_epochs": [1, 2]}, 3, 0)) == 4
-    with pytest.raises(SearchError, match="learning_rate: between 0 and 0.01"):
+    with pytest.raises(SearchError, match="learning_rate: above 0 and at most 0.01"):
         trials_of("sentiment", {"learning_rate": [0.5]})
 
 
-@pytest.mark.slow
 def test_a_search_with_an_interrupted_trial_ends_and_scores_the_best_of_the_others(monkeypatch, data_dir, capsys):
     """A trial whose process died (state interrupted) does not keep the search waiting for ever."""
     from labs.encoder import search
@@ -311,14 +297,13 @@ def test_a_search_with_an_interrupted_trial_ends_and_scores_the_best_of_the_othe
     assert "--preset and --grid start a search" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # three training jobs through the run engine
 def test_search_queues_trials_chooses_on_validation_and_scores_test_once(tiny_bert, tmp_path, data_dir,
                                                                          monkeypatch):
     from labs import runs
     from labs.encoder import search
-    data = tmp_path / "reviews"
-    data.mkdir()
-    for split, rows in (("train", CLASS_ROWS), ("validation", CLASS_ROWS[:6]), ("test", CLASS_ROWS[6:18])):
-        (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = write_splits(tmp_path / "reviews", {"train": CLASS_ROWS, "validation": CLASS_ROWS[:6],
+                                               "test": CLASS_ROWS[6:18]})
     fixed = dict(encoder=str(tiny_bert), dataset=str(data), max_steps=2, batch_size=4, logging_steps=1,
                  device="cpu", max_length=48, precision="fp32", warmup=0)
     rec = search.start("sentiment", {"learning_rate": [1e-3, 5e-3]}, overrides=fixed)

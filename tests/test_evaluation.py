@@ -7,21 +7,20 @@ report, a registered predictor, metrics per slice, and the tab through gradio_cl
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
 import string
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from labs.evaluation import compare, errors, metrics
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT, make_tiny_model, wait_until
 
 
 # --------------------------------------------------------------------------- SQuAD v1.1, copied from the official
@@ -95,7 +94,10 @@ def test_qa_metrics_equal_the_squad_v11_script():
     assert s["exact_match"] == pytest.approx(sum(ref_metric_max_over_ground_truths(
         ref_exact_match_score, p, g) for p, g in QA) / len(QA))
     assert s["f1"] == pytest.approx(sum(ref_metric_max_over_ground_truths(ref_f1_score, p, g) for p, g in QA) / len(QA))
-    assert 0 < s["exact_match"] < s["f1"] < 1  # the examples exercise both
+    # by hand: exact on rows 1, 4, 7 ("the the the" and "the" both normalize to ""), 8 and 9 -> 5/12; F1 1 on rows
+    # 1, 4, 8, 9, 2/3 on rows 2, 3, 10, 12 (half the predicted tokens, every reference token), 6/7 on row 11 (3 of 4
+    # and 3 of 3), 0 elsewhere (row 7 too: no token in common) -> (4 + 4 * 2/3 + 6/7) / 12 = 79/126
+    assert s["exact_match"] == pytest.approx(5 / 12) and s["f1"] == pytest.approx(79 / 126)
 
 
 # --------------------------------------------------------------------------- classification vs scikit-learn
@@ -311,9 +313,6 @@ def test_cli_on_the_tiny_model_prompts_raw_rows_like_the_preset(tmp_path, tiny_m
 def test_report_export_and_comparison(tmp_path, tiny_model_dir, default_tokenizer):
     """Two models on the same bundled rows: table with deltas, buckets, forgetting probe, bias audit, report."""
     from labs.evaluation.evaluate import EvalConfig, evaluate
-    import sys as _sys
-    _sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import make_tiny_model
     other = make_tiny_model(tmp_path / "other", default_tokenizer, seed=1)
     cfg = EvalConfig(models=[str(tiny_model_dir), str(other)], data="instruct", split="test", tasks="extraction",
                      max_rows=4, max_new_tokens=4, forgetting=True, bias=True, bias_templates=["Describe {group}."],
@@ -327,7 +326,16 @@ def test_report_export_and_comparison(tmp_path, tiny_model_dir, default_tokenize
     assert row[f"Δ {b['label']}"] == pytest.approx(b["metrics"]["loss"] - a["metrics"]["loss"], abs=1e-3)
     assert sum(a["buckets"].values()) == 4 - round(a["metrics"]["exact_match"] * 4)
     f = r["forgetting"]
-    assert set(f["probes"]) == {a["label"], b["label"]} and f["probes"][a["label"]]["tokens"] > 1000
+    assert set(f["probes"]) == {a["label"], b["label"]}
+    # the probe's perplexity: every token of the 56 general paragraphs scored (all but each one's first), and
+    # exp of transformers' own mean loss over them
+    from labs.data.mask import tokenize_row
+    from labs.evaluation.data import general_text
+    paragraphs = [{"text": e["sft"]["text"]} for e in general_text()]
+    scored = sum(len(tokenize_row(default_tokenizer, r, 1024)["input_ids"]) - 1 for r in paragraphs)
+    assert len(paragraphs) == 56 and f["probes"][a["label"]]["tokens"] == scored
+    assert f["probes"][a["label"]]["perplexity"] == pytest.approx(math.exp(_reference_loss(tiny_model_dir, paragraphs)),
+                                                                   rel=1e-3)
     assert len(f["changes"][b["label"]]["questions"]) == 8
     assert [g["group"] for g in r["bias"][a["label"]]["groups"]] == ["a man", "a woman"]
     html = (out / "report.html").read_text()
@@ -372,16 +380,6 @@ def test_a_registered_predictor_answers_its_runs(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- the job, the tab
-def _wait(cond, timeout_s, what):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.slow
 def test_job_runs_and_stops_through_the_run_engine(data_dir, tiny_model_dir):
     from labs import runs
@@ -400,7 +398,7 @@ def test_job_runs_and_stops_through_the_run_engine(data_dir, tiny_model_dir):
     slow = EvalConfig(models=[str(tiny_model_dir)], data="instruct", split="test", tasks="", max_new_tokens=64,
                       batch_size=1)
     run2 = runs.submit("evaluation", slow.to_dict(), name="eval-stop")
-    _wait(lambda: (runs.get(run2.id).status().get("step") or 0) >= 1, 300, "the job's first answer")
+    wait_until(lambda: (runs.get(run2.id).status().get("step") or 0) >= 1, 300, "the job's first answer")
     runs.stop(run2.id)
     st2 = runs.wait(run2.id, timeout_s=300)
     assert st2["state"] == "stopped" and not (run2.dir / "evaluation.json").exists()

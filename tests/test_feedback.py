@@ -3,18 +3,17 @@ on the tiny model whose update changes the adapter, the unattended CLI, reverts 
 and ratings through the app's rlhf_rate that survive a SIGKILL."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT, kill_app, start_app, store_stats
 U = lambda text: [{"role": "user", "content": text}]  # noqa: E731
 A = lambda text: [{"role": "assistant", "content": text}]  # noqa: E731
 
@@ -98,10 +97,14 @@ def test_reward_model_pairs_carry_margins_and_split_by_prompt():
     assert [(p["chosen"][0]["content"], p["rejected"][0]["content"], p["margin"]) for p in pairs] == [
         ("short", "long answer", 0.75), ("mid", "long answer", 0.375), ("short", "mid", 0.375)]
     many = [{"prompt": U(f"prompt {i}"), "chosen": A("a"), "rejected": A("b")} for i in range(200)]
-    train, held = rows.split_pairs(many, 0.25)
-    assert 30 < len(held) < 70 and len(train) + len(held) == 200
+    # a pair per prompt twice over: both pairs of a prompt land on the same side
+    train, held = rows.split_pairs(many + many[::-1], 0.25)
+    # held out by a hash of the prompt (the same split on every run and machine): 25% of the [0, 1000) buckets
+    bucket = lambda p: int(hashlib.sha256(json.dumps(p, sort_keys=True).encode()).hexdigest(), 16) % 1000  # noqa: E731
+    want = [p for p in many + many[::-1] if bucket(p["prompt"]) < 250]
+    assert held == want and len(held) == 2 * 55 and len(train) == 400 - 110  # 55 of the 200 prompts
     assert not {json.dumps(p["prompt"]) for p in train} & {json.dumps(p["prompt"]) for p in held}
-    assert rows.split_pairs(many, 0.25) == (train, held)  # the same split every time
+    assert rows.split_pairs(many + many[::-1], 0.25) == (train, held)  # the same split every time
 
 
 def test_rating_stats_per_sample_then_over_samples():
@@ -228,8 +231,32 @@ def test_one_round_on_the_tiny_model_changes_the_adapter(data_dir, tiny_model_di
     assert b and any(float(t.abs().max()) > 0 for t in b.values())  # LoRA B starts at zero: training moved it
     policy = models.load(str(out / "adapter"), device="cpu")
     samples = store.samples("tiny", 1)
-    kl = policy_kl(policy.model, policy.tokenizer, [s["prompt"] for s in samples], [s["completion"] for s in samples])
-    assert kl > 0
+    prompts, texts = [s["prompt"] for s in samples], [s["completion"] for s in samples]
+    kl = policy_kl(policy.model, policy.tokenizer, prompts, texts)
+    assert kl == pytest.approx(_kl_by_hand(policy.model, policy.tokenizer, prompts, texts), rel=1e-4)
+    assert kl > 1e-9  # the update moved the policy away from the starting model
+
+
+def _kl_by_hand(model, tok, prompts, completions) -> float:
+    """Mean per completion token of KL(policy || starting model) over the whole vocabulary: one row at a time, no
+    padding, in float64; the starting model is the same weights with the adapter off."""
+    import torch
+    model.eval()
+    total, n = 0.0, 0
+    for prompt, text in zip(prompts, completions):
+        p = tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+        c = tok(text, add_special_tokens=False)["input_ids"]
+        if not c:
+            continue
+        ids = torch.tensor([list(p) + list(c)])
+        at = slice(len(p) - 1, len(p) + len(c) - 1)  # the positions whose next token is a completion token
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, at].double(), -1)
+            with model.disable_adapter():
+                logq = torch.log_softmax(model(input_ids=ids).logits[0, at].double(), -1)
+        total += float((logp.exp() * (logp - logq)).sum())
+        n += len(c)
+    return total / n
 
 
 @pytest.mark.slow
@@ -253,10 +280,31 @@ def test_reward_model_then_rl_on_the_tiny_model(data_dir, tiny_model_dir, algo):
     out = data_dir / "rm-update"
     s = recipe.train(cfg, NullSession(out))
     assert (s["rm_pairs_train"], s["rm_pairs_held_out"]) == (len(train), len(held))
-    assert 0 <= s["rm_held_out_accuracy"] <= 1 and s["rl_algo"] == algo and s["step"] == 1
+    # the share of held-out pairs whose chosen answer the saved reward model scores higher, scored here pair by pair
+    assert s["rm_held_out_accuracy"] == pytest.approx(_reward_accuracy(tiny_model_dir, out / "reward_model", held))
+    assert s["rl_algo"] == algo and s["step"] == 1
     assert s["rl_prompt_source"] == "unrated prompts"  # p0..p7 were rated; the bundled prompts were not
     assert (out / "reward_model" / "adapter_config.json").exists()
     assert any(float(t.abs().max()) > 0 for t in _adapter_b(out / "adapter").values())
+
+
+def _reward_accuracy(base_dir, adapter_dir, pairs) -> float:
+    """Share of pairs whose chosen answer gets the higher reward: the base model with a one-output head and the saved
+    LoRA adapter (and head), each conversation alone through the chat template, without padding."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    base = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1)
+    base.config.pad_token_id = tok.pad_token_id
+    rm = PeftModel.from_pretrained(base, adapter_dir).eval()
+
+    def reward(messages):
+        ids = tok.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
+        with torch.no_grad():
+            return float(rm(input_ids=torch.tensor([ids])).logits[0, 0])
+    wins = [reward(p["prompt"] + p["chosen"]) > reward(p["prompt"] + p["rejected"]) for p in pairs]
+    return sum(wins) / len(wins)
 
 
 @pytest.mark.slow
@@ -303,44 +351,11 @@ def test_cli_rounds_then_revert_reproduces_a_rounds_answers(tmp_path, tiny_model
 
 
 # --------------------------------------------------------------------------- the app: ratings survive SIGKILL
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_app(data_dir: Path, model: str):
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "LAB_DATA_DIR"}
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data-dir", str(data_dir),
-                             "--model", model, "--no-preload"], cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the app exited"
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise AssertionError("the app did not answer")
-
-
-def _stats(data_dir: Path) -> dict:
-    p = subprocess.run([sys.executable, "-m", "labs.store", "stats", "--data-dir", str(data_dir)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
-    return dict(line.split("=", 1) for line in p.stdout.splitlines())
-
-
 @pytest.mark.slow
 def test_ratings_through_rlhf_rate_survive_sigkill(tmp_path, tiny_model_dir):
     from gradio_client import Client
     data_dir = tmp_path / "lab_data"
-    proc, url = _start_app(data_dir, str(tiny_model_dir))
+    proc, url = start_app(data_dir, "--model", str(tiny_model_dir), "--no-preload")
     try:
         client = Client(url, verbose=False)
         note, _ = client.predict("kill-test", str(tiny_model_dir), "typed below", "Say hi\nName a colour\nCount to 3",
@@ -356,15 +371,14 @@ def test_ratings_through_rlhf_rate_survive_sigkill(tmp_path, tiny_model_dir):
                 rated.setdefault(who, []).append(sid)
                 sid, prompt, _ = client.predict(sid, stars, who, api_name="/rlhf_rate")
         assert sorted(rated["ana"]) == sorted(rated["ben"]) == list(range(1, 7))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-        st = _stats(data_dir)
+        kill_app(proc)
+        st = store_stats(data_dir)
         assert (st["samples"], st["ratings"], st["raters"]) == ("6", "12", "2")
-        proc, url = _start_app(data_dir, str(tiny_model_dir))  # the restarted app shows the same history
+        # the restarted app shows the same history
+        proc, url = start_app(data_dir, "--model", str(tiny_model_dir), "--no-preload")
         client = Client(url, verbose=False)
         assert client.predict("ana", api_name="/rlhf_next")[0] is None
         (row,) = client.predict("kill-test", api_name="/rlhf_history")
         assert (row["round"], row["rated"], row["mean ± sd"]) == (1, "6/6", "3.00 ± 0.00")
     finally:
-        proc.kill()
-        proc.wait(30)
+        kill_app(proc)

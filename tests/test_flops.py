@@ -134,13 +134,21 @@ def test_cpu_training_precision_follows_the_measured_bf16_speed(monkeypatch):
     assert resolve_precision(SimpleNamespace(precision="bf16", method="lora"), cpu)["bf16"]  # asked for: kept
     monkeypatch.undo()
 
-    # the measurement itself: 0 without bf16 instructions (not timed), else a real positive ratio
+    # the measurement itself: 0 without bf16 instructions (not timed), else fp32's time over bf16's on the same
+    # matmul, timed once per process
+    timed = []
+
+    def linear_seconds(tokens, d_in, d_out, dtype="fp32", **kw):
+        timed.append((tokens, d_in, d_out, dtype))
+        return {"fp32": 3.0, "bf16": 2.0}[dtype]
+    monkeypatch.setattr(flops, "linear_seconds", linear_seconds)
     flops.cpu_bf16_speedup.cache_clear()
     monkeypatch.setattr(flops, "cpu_has_native_bf16", lambda: False)
-    assert flops.cpu_bf16_speedup() == 0.0 and not flops.cpu_prefers_bf16()
+    assert flops.cpu_bf16_speedup() == 0.0 and not flops.cpu_prefers_bf16() and timed == []
     flops.cpu_bf16_speedup.cache_clear()
     monkeypatch.setattr(flops, "cpu_has_native_bf16", lambda: True)
-    ratio = flops.cpu_bf16_speedup()
-    assert 0.01 < ratio < 100
-    assert flops.cpu_bf16_speedup() == ratio  # measured once per process
+    assert flops.cpu_bf16_speedup() == pytest.approx(1.5) and flops.cpu_prefers_bf16()  # 3 s / 2 s: at the threshold
+    assert sorted(t[3] for t in timed) == ["bf16", "fp32"] and timed[0][:3] == timed[1][:3]  # one shape, both
+    assert flops.cpu_bf16_speedup() == pytest.approx(1.5) and len(timed) == 2  # measured once per process
     flops.cpu_bf16_speedup.cache_clear()
+

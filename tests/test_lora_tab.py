@@ -94,8 +94,19 @@ def test_tab_through_gradio_client(swept, tiny_model_dir, monkeypatch, serve_tab
         run1, run4 = rec["run_ids"]
         md, table, _, layer = c.predict(run4, api_name="/lora_spectra")
         assert "effective rank" in md and "rank 4" in md and len(table["data"]) == 2 * 7
-        eff = [row[3] for row in table["data"]]  # the trained update is not zero: 1..4 directions
-        assert all(1 <= e <= 4 for e in eff), eff
+        assert table["headers"][3] == "effective rank (90%)"
+        # each layer's effective rank, by hand from the run's saved factors: σ of (alpha / r) B A, the fewest that
+        # hold 90% of Σσ²; the trained update is not zero, so at least 1
+        import torch
+        from labs import runs
+        from labs.lora.spectra import load_lora_factors
+        cfg, factors = load_lora_factors(runs.get(run4).dir / "adapter")
+        assert (cfg["r"], cfg["lora_alpha"], cfg.get("use_rslora", False)) == (4, 8, False)
+        for row in table["data"]:
+            a, b = (t.double() for t in factors[f"model.{row[0]}"])
+            sv = torch.linalg.svdvals(8 / 4 * b @ a)[:4]
+            energy = (sv ** 2).cumsum(0) / (sv ** 2).sum()
+            assert row[3] == 1 + int((energy < 0.9).sum()) >= 1, row
         sim_md, _ = c.predict(run1, run4, "", api_name="/lora_similarity")
         assert "φ(1,1)" in sim_md
         err_md, _ = c.predict(run1, "no-such-run", "", api_name="/lora_similarity")

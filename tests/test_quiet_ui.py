@@ -95,12 +95,15 @@ def test_sft_details_redraw_only_when_the_runs_data_changed(data_dir):
     run = make_run(data_dir, "d", "running", **alive_here())
     view = shared.run_view(run.id)
     overlay, extra, table, md, preds, drawn = sft_tab.details_follow(run.id, [], view, None)
-    assert extra is not None and drawn == (run.id, "running", view.metrics)
+    assert drawn == (run.id, "running", view.metrics)
+    assert [list(ln.get_xdata()) for ax in extra.axes for ln in ax.lines] == [[]]  # no learning rate logged yet
     assert sft_tab.details_follow(run.id, [], view._replace(status=(1, 2)), drawn) == SKIP  # a status tick
     with open(run.dir / "metrics.jsonl", "a") as fh:
         fh.write(json.dumps({"step": 30, "loss": 0.5, "learning_rate": 1e-4}) + "\n")
     out = sft_tab.details_follow(run.id, [], shared.run_view(run.id), drawn)
-    assert len(out) == 6 and out[-1] != drawn and out[1] is not None
+    assert len(out) == 6 and out[-1] != drawn
+    (ax,) = out[1].axes  # redrawn from the new row: the learning rate logged at step 30
+    assert ax.get_title() == "learning_rate" and [(x, y) for ln in ax.lines for x, y in ln.get_xydata()] == [(30, 1e-4)]
 
 
 def test_sweep_view_ticks_while_a_point_runs(data_dir):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import pytest
 
@@ -15,6 +14,7 @@ from labs import runs
 from labs.runs import control
 from labs.runs.__main__ import main as runs_cli
 from labs.runs.directory import proc_alive
+from tests.helpers import wait_until
 
 
 def tiny_config(model_dir, **kw) -> dict:
@@ -25,21 +25,11 @@ def tiny_config(model_dir, **kw) -> dict:
     return cfg
 
 
-def wait_for(pred, timeout=120, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.slow
 def test_start_progress_stop_resume_and_crash(data_dir, tiny_model_dir):
     run = runs.submit("sft", tiny_config(tiny_model_dir), name="lifecycle")
     assert (run.dir / "config.yaml").exists()
-    wait_for(lambda: len([r for r in run.metrics() if r.get("loss") is not None]) >= 3, what="loss rows")
+    wait_until(lambda: len([r for r in run.metrics() if r.get("loss") is not None]) >= 3, what="loss rows")
     st = run.status()
     assert st["state"] == "running" and st["max_steps"] == 2000
     row = next(r for r in run.metrics() if r.get("loss") is not None)
@@ -60,7 +50,7 @@ def test_start_progress_stop_resume_and_crash(data_dir, tiny_model_dir):
 
     # Resume continues from the checkpoint, not from step 0.
     runs.resume(run.id)
-    wait_for(lambda: run.status().get("state") == "running" and (run.status().get("step") or 0) > stopped_at,
+    wait_until(lambda: run.status().get("state") == "running" and (run.status().get("step") or 0) > stopped_at,
              what="progress after resume")
     assert run.status()["resumed_from"].endswith(ckpt.name)
     steps = [r["step"] for r in run.metrics() if r.get("loss") is not None]
@@ -70,7 +60,7 @@ def test_start_progress_stop_resume_and_crash(data_dir, tiny_model_dir):
     # without a final status (machine crash) shows as interrupted, with Resume offered.
     assert runs.get(run.id).status()["state"] == "running"
     os.killpg(os.getpgid(run.status()["pid"]), signal.SIGKILL)
-    st = wait_for(lambda: run.status() if run.status()["state"] == "interrupted" else None, what="interrupted")
+    st = wait_until(lambda: run.status() if run.status()["state"] == "interrupted" else None, what="interrupted")
     assert "without a final status" in st["error"]
     from components.shared import error_markdown
     assert "Resume continues from" in error_markdown(run.id)
@@ -96,21 +86,21 @@ def test_failed_job_reports_error_and_log(data_dir, tiny_model_dir):
 def test_queue_runs_one_job_at_a_time(data_dir, tiny_model_dir):
     first = runs.submit("sft", tiny_config(tiny_model_dir), name="first")
     second = runs.submit("sft", tiny_config(tiny_model_dir), name="second")
-    wait_for(lambda: first.status()["state"] == "running", what="first running")
+    wait_until(lambda: first.status()["state"] == "running", what="first running")
 
     def first_trains_while_second_waits():
         st2 = second.status()
         assert st2["state"] == "queued" and st2["queue_position"] == 1, st2  # checked at every poll
         return len([r for r in first.metrics() if r.get("loss") is not None]) >= 3
     # the second job is alive and polling the queue lock the whole time the first one logs 3 steps
-    wait_for(first_trains_while_second_waits, what="3 steps of the first run while the second waits")
+    wait_until(first_trains_while_second_waits, what="3 steps of the first run while the second waits")
     assert proc_alive(second.status()["pid"], second.status()["pid_started"])
     # Hard kill: the whole process tree ends at once, and the next job in the queue starts.
     pid = first.status()["pid"]
     runs.kill(first.id)
     assert first.status()["state"] == "stopped" and first.status()["note"] == "killed"
     assert not proc_alive(pid, None)
-    wait_for(lambda: second.status()["state"] == "running", what="second starts after the first")
+    wait_until(lambda: second.status()["state"] == "running", what="second starts after the first")
     runs.stop(second.id)
     assert runs.wait(second.id)["state"] == "stopped"
 

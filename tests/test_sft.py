@@ -10,13 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from labs.sft.config import SFTRunConfig
 from labs.data.mask import row_preview, sft_row
 from labs.sft.data import load_splits
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT, resume_for_more_steps
 
 
 @pytest.fixture
@@ -109,7 +107,6 @@ def _run_dir(cfg: SFTRunConfig):
 
 @pytest.mark.slow
 def test_headless_cli_then_resume(data_dir, tiny_model_dir, tiny_jsonl):
-    from labs import runs
     from labs.sft.recipe import main
     run = _run_dir(_cfg(tiny_model_dir, tiny_jsonl, max_steps=2, eval_rows=2))
     env = {**os.environ, "LAB_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1"}
@@ -129,14 +126,7 @@ def test_headless_cli_then_resume(data_dir, tiny_model_dir, tiny_jsonl):
     assert rec["data_hash"] and rec["model_source"]["kind"] == "local" and rec["world_size"] == 1
 
     # resume the finished run for two more steps, in process
-    cfg = yaml.safe_load((run.dir / "config.yaml").read_text())
-    cfg["max_steps"], cfg["eval_rows"] = 4, 0
-    (run.dir / "config.yaml").write_text(yaml.safe_dump(cfg))
-    assert main(["--config", str(run.dir / "config.yaml"), "--resume"]) == 0
-    st = runs.get(run.id).status()
-    assert st["state"] == "finished" and st["resumed_from"].endswith("checkpoint-2")
-    steps = [r["step"] for r in runs.get(run.id).metrics() if "loss" in r]
-    assert steps.count(1) == 1 and max(steps) == 4
+    resume_for_more_steps(run, main, max_steps=4, checkpoint="checkpoint-2", eval_rows=0)
 
 
 def test_cli_refuses_a_bad_config_in_one_line(tmp_path):
@@ -145,7 +135,7 @@ def test_cli_refuses_a_bad_config_in_one_line(tmp_path):
     p = subprocess.run([sys.executable, "-m", "labs.sft", "--config", str(bad)], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
-    assert p.stderr.strip() == "error: learning_rate: between 0 and 0.01, got -1"
+    assert p.stderr.strip() == "error: learning_rate: above 0 and at most 0.01, got -1"
 
 
 @pytest.mark.slow
@@ -180,7 +170,6 @@ def test_dataset_by_saved_name_jsonl_path_and_messages(data_dir, tmp_path):
         load_splits("nope")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("method,padding_free", [("lora", True), ("full", False)])
 def test_answer_head_gives_trls_loss_and_gradients(tiny_model_dir, tiny_jsonl, tmp_path, method, padding_free):
     """Scoring only the trained positions (labs.sft.trainer) is an optimisation, not a different loss."""
@@ -210,7 +199,6 @@ def test_answer_head_gives_trls_loss_and_gradients(tiny_model_dir, tiny_jsonl, t
         assert m_ours[k] == pytest.approx(m_trl[k], rel=1e-4), k
 
 
-@pytest.mark.slow
 def test_row_attention_gives_sdpas_loss_and_gradients(tiny_model_dir, tiny_jsonl, tmp_path):
     """Per-row attention on a padding-free batch (labs.sft.trainer) equals SDPA over the batch under its mask."""
     import torch

@@ -4,13 +4,11 @@ from __future__ import annotations
 import collections
 import json
 import re
-import subprocess
 import sys
-from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT, write_splits
 DIR = ROOT / "assets" / "instruct"
 
 
@@ -102,18 +100,11 @@ def test_headline_task_is_open_ended():
 
 
 # --------------------------------------------------------------------------- raw task rows: the evaluation's prompt
-def _split_folder(root, rows_by_split):
-    root.mkdir()
-    for split, rows in rows_by_split.items():
-        (root / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return root
-
-
 def test_raw_classification_and_qa_rows_train_on_the_prompt_the_evaluation_asks(tmp_path):
     from labs.evaluation.data import load_examples
     from labs.sft.data import load_splits
     cls = [{"text": f"review {i}", "label": lab} for i, lab in enumerate(["good", "bad", "meh"] * 3)]
-    folder = _split_folder(tmp_path / "reviews", {"train": cls, "validation": cls[:3], "test": cls[3:6]})
+    folder = write_splits(tmp_path / "reviews", {"train": cls, "validation": cls[:3], "test": cls[3:6]})
     splits = load_splits(str(folder))
     row = splits["test"][0]
     assert row["prompt"][0]["content"] == "Label this text with one of: bad, good, meh.\n\nText: review 3"
@@ -122,7 +113,7 @@ def test_raw_classification_and_qa_rows_train_on_the_prompt_the_evaluation_asks(
     assert [e["prompt"] for e in ex.rows] == [r["prompt"] for r in splits["test"]]  # one prompt, both sides
     qa = [{"context": "Ada was born in 1815 in London.", "question": "When was Ada born?",
            "answers": {"text": ["1815"], "answer_start": [16]}}] * 4
-    splits = load_splits(str(_split_folder(tmp_path / "qa", {"train": qa, "validation": qa[:1]})))
+    splits = load_splits(str(write_splits(tmp_path / "qa", {"train": qa, "validation": qa[:1]})))
     assert splits["train"][0]["prompt"][0]["content"].startswith("Answer the question with a short span copied")
     assert splits["train"][0]["completion"][0]["content"] == "1815"
     assert load_examples(str(tmp_path / "qa" / "train.jsonl"), task="qa").rows[0]["prompt"] == \

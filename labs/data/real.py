@@ -35,7 +35,7 @@ from pathlib import Path
 
 from labs.data.clean import near_duplicate_pairs
 from labs.data.detect import DataError
-from labs.data.io import list_datasets, read_rows, save_dataset
+from labs.data.io import BUILT_ON_FIRST_USE, list_datasets, read_rows, save_dataset
 
 MIN_CONFIDENCE = 0.6
 NEAR_THRESHOLD = 0.8
@@ -293,6 +293,15 @@ def save(name: str, splits: dict, card: dict, data_dir: Path | None = None, over
     (folder / "README.md").write_text(card_markdown(card))
     (folder / "card.json").write_text(json.dumps(card, indent=1))
     return folder
+
+
+def build_and_save(name: str, data_dir: Path | None = None) -> Path:
+    """Build `name` with its default sizes and seed and save it: what labs.data.load_saved does on first use."""
+    splits, card = build(name)
+    return save(name, splits, card, data_dir)
+
+
+BUILT_ON_FIRST_USE.update(dict.fromkeys(NAMES, build_and_save))
 
 
 def cli(only: list[str] | None, train: int, validation: int, test: int, seed: int, overwrite: bool) -> int:

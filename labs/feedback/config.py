@@ -1,9 +1,10 @@
 """The policy update's config: one dataclass (labs/config.py's RunConfig) that validates itself, is saved as
 YAML in the run directory, and is what `python -m labs.feedback --config run.yaml` runs.
 
-    from labs.feedback.config import UpdateConfig
+    from labs.feedback.config import LoopSettings, UpdateConfig
     cfg = UpdateConfig(loop="my-loop", round=2, mode="kto")    # raises ConfigError naming the field
     print(cfg.to_yaml())
+    LoopSettings.from_dict(state["settings"])                  # a loop's settings: what its next round uses
 
 Sizes are for 2 CPU cores and a few minutes per round: 16 steps of 8 rows (KTO) or 4 pairs (DPO) with
 LoRA r=16 on SmolLM2-135M (measured in docs/results.md's RLHF section: `python -m labs.feedback --rounds 3`).
@@ -14,11 +15,14 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from labs.config import DEVICES, LINEAR_NAMES, ConfigError, LoraSettings, RunConfig, setting
+from labs.store import RATING_KINDS
 
-__all__ = ["UpdateConfig", "ConfigError", "HELP", "MODES", "RL_ALGOS", "LINEAR_NAMES"]
+__all__ = ["UpdateConfig", "LoopSettings", "ConfigError", "HELP", "MODES", "RL_ALGOS", "DRAWS", "LINEAR_NAMES"]
 
 MODES = ("kto", "dpo", "rm")
 RL_ALGOS = ("rloo", "grpo")
+DRAWS = ("same", "walk")
+MAX_BEST_OF_K = 8  # best-of-k shows a prompt's answers side by side, one key each (1-8)
 PRECISIONS = ("auto", "bf16", "fp32")
 UPDATE, RM = "Update", "Reward model and RL (mode rm)"
 
@@ -89,3 +93,51 @@ class UpdateConfig(LoraSettings, RunConfig):
 
 
 HELP = UpdateConfig.help()
+
+
+@dataclass
+class LoopSettings(RunConfig):
+    """A loop's settings: what its next round asks and how its next update learns (kept in loop.json)."""
+    model: str = setting("HuggingFaceTB/SmolLM2-135M-Instruct", "The loop's starting model (its reference for "
+                         "KL); fixed once a round exists.", form=False)
+    pool: str = setting("prompts", "Prompt pool: 'prompts' (bundled), a saved dataset, or 'typed' (the loop's own "
+                        "list).", form=False)
+    prompts: int = setting(8, "Prompts per round.", min=1, max=64, widget="slider", label="Prompts per round")
+    k: int = setting(4, "Answers per prompt: people compare a prompt's answers (best-of-k, DPO pairs).", min=1,
+                     max=16, widget="slider", label="Answers per prompt (k)")
+    temperature: float = setting(0.8, "Sampling temperature of the round's answers (0 = greedy, one answer).",
+                                 min=0, max=2, widget="slider", step=0.05, label="Temperature")
+    top_p: float = setting(0.95, "Nucleus sampling: the smallest set of tokens whose probability reaches top-p.",
+                           min=0, max=1, min_open=True, widget="slider", step=0.05, label="Top-p")
+    max_new_tokens: int = setting(48, "Longest answer, in tokens.", min=1, max=4096, label="Max new tokens")
+    seed: int = setting(0, "The loop's seed: round N samples with seed + N - 1 (so a round can be redrawn).",
+                        min=0, max=2**32 - 1, label="Loop seed")
+    kind: str = setting("stars", "How people rate an answer.", choices=RATING_KINDS, widget="radio",
+                        label="How people rate", choice_labels={"stars": "1-5 stars", "thumbs": "thumbs up / down",
+                                                                "best_of_k": "best of k"})
+    threshold: float = setting(4.0, "Stars counted as good: KTO's desirable answers and the chart's good share.",
+                               min=1, max=5, min_open=True, widget="slider", step=0.5,
+                               label="Good at or above (stars)")
+    mode: str = setting("kto", "The policy update after a round.", choices=MODES, widget="radio",
+                        label="Policy update", choice_labels={"kto": "KTO: each answer good or bad",
+                                                              "dpo": "DPO: pairs of one prompt's answers",
+                                                              "rm": "reward model, then RL on unrated prompts"})
+    rl_algo: str = setting("rloo", "RL after the reward model (mode rm), with a KL penalty to the starting model.",
+                           choices=RL_ALGOS, widget="radio", label="RL after the reward model",
+                           choice_labels={"rloo": "RLOO", "grpo": "GRPO"})
+    draw: str = setting("same", "Which prompts a round asks: the same every round (rounds compare like with like) "
+                        "or new ones (a walk through the pool).", choices=DRAWS, widget="radio",
+                        label="Which prompts a round asks",
+                        choice_labels={"same": "the same prompts every round (rounds compare like with like)",
+                                       "walk": "new prompts every round (walk through the pool)"})
+
+    def check(self):
+        need = self.need
+        need(self.model, "model", "give the loop's starting model")
+        need(self.pool, "pool", "give a prompt pool ('prompts', a saved dataset or 'typed')")
+        need(self.temperature > 0 or self.k == 1, "temperature", "0 is greedy: k answers would all be equal; "
+             "raise the temperature")
+        need(self.k >= 2 or (self.kind != "best_of_k" and self.mode == "kto"), "k",
+             "best-of-k rating and the dpo and rm updates compare a prompt's answers; use k >= 2")
+        need(self.kind != "best_of_k" or self.k <= MAX_BEST_OF_K, "k",
+             f"best-of-k shows at most {MAX_BEST_OF_K} answers side by side")

@@ -35,17 +35,16 @@ import time
 from pathlib import Path
 
 from labs import generate, paths, store
+from labs.errors import LabError
+from labs.feedback.config import ConfigError, LoopSettings
 
-SETTINGS = dict(model="HuggingFaceTB/SmolLM2-135M-Instruct", pool="prompts", prompts=8, k=4, temperature=0.8,
-                top_p=0.95, max_new_tokens=48, seed=0, kind="stars", threshold=4.0, mode="kto", rl_algo="rloo",
-                draw="same")
-DRAWS = ("same", "walk")
+SETTINGS = LoopSettings().to_dict()  # a new loop's settings (labs/feedback/config.py: help, limits, checks)
 N_PROBE = 4        # held-out prompts answered greedily by every round's policy: before/after on the same prompts
 MAX_BATCH = 64     # rows per generate call: 8 prompts x k=4 = 32 rows go in one call
 STATE_FILE = "loop.json"
 
 
-class LoopError(ValueError):
+class LoopError(LabError, ValueError):
     """A loop operation was refused; the message says why and what to do."""
 
 
@@ -104,42 +103,12 @@ def edit(name: str):
 
 
 def check_settings(s: dict) -> dict:
-    from labs.feedback.config import MODES, RL_ALGOS
-    out = {**SETTINGS, **{k: v for k, v in s.items() if v is not None}}
-    unknown = sorted(set(out) - set(SETTINGS))
-    if unknown:
-        raise LoopError(f"{unknown[0]}: unknown loop setting (known: {', '.join(SETTINGS)})")
+    """A loop's settings, the given ones over the defaults, checked (LoopSettings) and as loop.json keeps them."""
     try:
-        for k in ("prompts", "k", "max_new_tokens", "seed"):
-            out[k] = int(out[k])
-        for k in ("temperature", "top_p", "threshold"):
-            out[k] = float(out[k])
-        out["model"], out["pool"] = str(out["model"]).strip(), str(out["pool"]).strip()
-    except (TypeError, ValueError) as e:
-        raise LoopError(f"loop settings: {e}") from None
-    if not 1 <= out["prompts"] <= 64:
-        raise LoopError(f"prompts: 1 to 64 prompts per round, got {out['prompts']}")
-    if not 1 <= out["k"] <= 16:
-        raise LoopError(f"k: 1 to 16 answers per prompt, got {out['k']}")
-    try:
-        generate.check_settings(out["k"], out["temperature"], out["top_p"], out["max_new_tokens"])
-    except generate.GenerateError as e:
+        return LoopSettings.from_dict({**SETTINGS, **{k: v for k, v in s.items() if v is not None}},
+                                      where="loop settings").to_dict()
+    except ConfigError as e:
         raise LoopError(str(e)) from None
-    if out["kind"] not in store.RATING_KINDS:
-        raise LoopError(f"kind: one of {', '.join(store.RATING_KINDS)}, got {out['kind']!r}")
-    if out["mode"] not in MODES:
-        raise LoopError(f"mode: one of {', '.join(MODES)}, got {out['mode']!r}")
-    if out["draw"] not in DRAWS:
-        raise LoopError(f"draw: same (the same prompts every round) or walk (new ones), got {out['draw']!r}")
-    if out["rl_algo"] not in RL_ALGOS:
-        raise LoopError(f"rl_algo: one of {', '.join(RL_ALGOS)}, got {out['rl_algo']!r}")
-    if out["k"] < 2 and (out["kind"] == "best_of_k" or out["mode"] in ("dpo", "rm")):
-        raise LoopError("k: best-of-k rating and the dpo and rm updates compare a prompt's answers; use k >= 2")
-    if not 1 < out["threshold"] <= 5:
-        raise LoopError(f"threshold: above 1 and at most 5 stars, got {out['threshold']:g}")
-    if out["seed"] < 0:
-        raise LoopError("seed: 0 or more")
-    return out
 
 
 def start(name: str, typed: str | None = None, **settings) -> dict:
@@ -431,13 +400,11 @@ def current(name: str | None = None) -> tuple[str, dict] | None:
 
 
 def sample_by_id(sample_id: int) -> dict:
-    """A stored sample with its loop and round (labs.store reads samples by loop; this reads one by id)."""
-    with contextlib.closing(store.connect()) as con:
-        row = con.execute("SELECT id, loop, round, prompt, completion FROM samples WHERE id = ?",
-                          (int(sample_id),)).fetchone()
-    if row is None:
+    """A stored sample with its loop and round; LoopError when there is none."""
+    s = store.sample(sample_id)
+    if s is None:
         raise LoopError(f"no sample {sample_id}")
-    return {**dict(row), "prompt": json.loads(row["prompt"])}
+    return s
 
 
 def group_of(sample: dict) -> list[dict]:

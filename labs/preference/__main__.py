@@ -1,4 +1,5 @@
-"""python -m labs.preference make-pairs | export | simulate ... | --config run.yaml (see labs/preference/__init__.py)."""
+"""python -m labs.preference make-pairs | refill | export | simulate ... | --config run.yaml
+(see labs/preference/__init__.py)."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +9,7 @@ import sys
 
 from labs import paths, store
 
-COMMANDS = ("make-pairs", "export", "simulate")
+COMMANDS = ("make-pairs", "refill", "export", "simulate")
 
 
 def _data_dir(ap: argparse.ArgumentParser) -> None:
@@ -49,6 +50,33 @@ def make_pairs(argv: list[str]) -> int:
     return 0
 
 
+def refill(argv: list[str]) -> int:
+    from labs import models
+    from labs.preference import pairs
+    from labs.preference import refill as refill_mod
+    ap = argparse.ArgumentParser(prog="python -m labs.preference refill",
+                                 description="Keep pairs ahead of an annotator: when KEEP or fewer are left for them "
+                                             "to label, make N more (batch auto-refill). The labeler does this in "
+                                             "the background.")
+    ap.add_argument("--annotator", required=True, help="whose unlabeled pairs are counted")
+    ap.add_argument("--keep", type=int, default=refill_mod.KEEP, help="refill when this many or fewer are left")
+    ap.add_argument("--n", type=int, default=refill_mod.MAKE, help="how many pairs a refill makes")
+    ap.add_argument("--model", default=None, help="model spec (default: SmolLM2-135M-Instruct)")
+    ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--temperature", type=float, default=0.8)
+    _data_dir(ap)
+    a = ap.parse_args(argv)
+    try:
+        paths.set_data_dir(a.data_dir)
+        ids = refill_mod.refill(a.annotator, a.model, keep=a.keep, n=a.n, temperature=a.temperature,
+                                max_new_tokens=a.max_new_tokens)
+    except (pairs.PairsError, models.ModelError, store.StoreError, paths.DataDirError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"pairs={len(ids)}")
+    return 0
+
+
 def export(argv: list[str]) -> int:
     from labs import data
     from labs.preference import labels
@@ -79,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "make-pairs":
         return make_pairs(argv[1:])
+    if argv and argv[0] == "refill":
+        return refill(argv[1:])
     if argv and argv[0] == "export":
         return export(argv[1:])
     if argv and argv[0] == "simulate":
@@ -89,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m labs.preference {make-pairs,export,simulate} ... | --config run.yaml\n")
+        print("usage: python -m labs.preference {make-pairs,refill,export,simulate} ... | --config run.yaml\n")
         import labs.preference
         print(labs.preference.__doc__.strip())
         print("\nEach command has --help.")

@@ -32,6 +32,7 @@ from pathlib import Path
 import yaml
 
 from labs import paths
+from labs.errors import LabError
 
 STATES = ("queued", "running", "stopping", "stopped", "finished", "failed", "interrupted")
 ACTIVE = ("queued", "running", "stopping")
@@ -41,7 +42,7 @@ OOM_ADVICE = ("Out of memory. Try, in this order: a smaller batch size (keep the
               "fine-tuning, or a smaller model.")
 
 
-class RunError(Exception):
+class RunError(LabError):
     """A run operation was refused; the message says why."""
 
 
@@ -119,17 +120,47 @@ class Run:
         return st
 
     def metrics(self) -> list[dict]:
+        return self.read_jsonl("metrics.jsonl") or []
+
+    def read_jsonl(self, name: str) -> list[dict] | None:
+        """The rows of a JSONL file the job writes (metrics.jsonl, eval_predictions.jsonl, ...); None until
+        the file is there. A line cut by a kill mid-write is left out."""
         rows = []
         try:
-            with open(self.dir / "metrics.jsonl") as fh:
+            with open(self.dir / name, encoding="utf-8") as fh:
                 for line in fh:
                     try:
                         rows.append(json.loads(line))
                     except ValueError:
-                        continue  # a line cut by a kill mid-write
+                        continue  # a line cut by a kill mid-write (or an empty one)
         except OSError:
-            pass
+            return None
         return rows
+
+    def read_json(self, name: str) -> dict | None:
+        """A JSON file the job writes once at the end (eval_metrics.json, evaluation.json); None until it is
+        there whole."""
+        try:
+            return json.loads((self.dir / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def stamp(self, what: str = "metrics") -> tuple[int, int] | None:
+        """(size, mtime_ns) of metrics.jsonl ("metrics": changes with every log) or status.json ("status":
+        rewritten about once a second while training); None when absent. Two stamps compare without reading
+        the file: a live view redraws only when one moved."""
+        try:
+            s = (self.dir / {"metrics": "metrics.jsonl", "status": "status.json"}[what]).stat()
+        except OSError:
+            return None
+        return s.st_size, s.st_mtime_ns
+
+    def trained_model(self) -> Path | None:
+        """The run's saved LoRA adapter (adapter/) or full model (model/); None until one is saved whole."""
+        for folder, marker in (("adapter", "adapter_config.json"), ("model", "config.json")):
+            if (self.dir / folder / marker).is_file():
+                return self.dir / folder
+        return None
 
     def log_tail(self, n: int = 30) -> str:
         try:

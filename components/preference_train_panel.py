@@ -11,56 +11,43 @@ starting model on held-out prompts, labeled in the labeler above) and pref_winra
 """
 from __future__ import annotations
 
-import json
-from dataclasses import fields
-
 import gradio as gr
 import pandas as pd
 
+from components.form import Form
 from components.shared import GPU_QUEUE, dataset_choices, run_choices
 from labs import runs, store
-from labs.preference.config import (HELP, LINEAR_NAMES, LOSS_TYPES, PRESETS, ConfigError, PreferenceRunConfig,
-                                    preset)
+from labs.preference import results as run_results
+from labs.errors import LabError
+from labs.preference.config import PreferenceRunConfig, preset
 
-FIELDS = [f.name for f in fields(PreferenceRunConfig) if f.name != "model"]  # the model comes from the header
-NOTES = {"dpo": "DPO with LoRA on every decided label in the store; the reference is the starting model.",
-         "orpo": "ORPO with LoRA: supervised on the chosen answers plus the odds-ratio term; no reference model."}
 DPO_BEFORE = ("DPO's reward is beta x (log-prob under the model - log-prob under the starting model): the starting "
               "model is its own reference, so before training every reward is 0 and no pair counts as correct.")
-
-
-def _cfg(model, values) -> PreferenceRunConfig:
-    d = dict(zip(FIELDS, values))
-    d["lora_targets"] = ",".join(d["lora_targets"]) if isinstance(d["lora_targets"], list) else d["lora_targets"]
-    return PreferenceRunConfig(model=(model or "").strip() or PreferenceRunConfig.model, **d)
-
-
-def _form_values(cfg: PreferenceRunConfig) -> list:
-    out = []
-    for name in FIELDS:
-        v = getattr(cfg, name)
-        if name == "lora_targets":
-            v = ["all-linear"] if v in ("", "all-linear") else [t.strip() for t in v.split(",")]
-        out.append(v)
-    return out
 
 
 def data_choices() -> list[str]:
     return ["store", *(f"store:{b['batch']}" for b in store.batches()), *dataset_choices()]
 
 
+FORM = Form(PreferenceRunConfig, exclude=("model",), dynamic={"data": data_choices})  # the model: the header's
+FIELDS = FORM.names
+
+
+def _cfg(model, values) -> PreferenceRunConfig:
+    return FORM.config(values, model=(model or "").strip() or PreferenceRunConfig.model)
+
+
+def _form_values(cfg: PreferenceRunConfig) -> list:
+    return FORM.values(cfg)
+
+
 # --------------------------------------------------------------------------- handlers (plain functions)
 def apply_preset(name):
-    return [*_form_values(preset(name)), f"Preset **{name}**: {NOTES[name]}"]
+    return FORM.apply_preset(name)
 
 
 def config_yaml(model, *values):
-    try:
-        cfg = _cfg(model, values)
-    except ConfigError as e:
-        gr.Warning(str(e))
-        return f"# invalid: {e}", ""
-    return cfg.to_yaml(), cfg.command("run.yaml") + "   # save the YAML above as run.yaml first"
+    return FORM.preview(values, model=(model or "").strip() or PreferenceRunConfig.model)
 
 
 def start(model, *values):
@@ -72,10 +59,10 @@ def start(model, *values):
             n = len(load_rows(cfg))
         else:
             n = None
-    except ConfigError as e:
+        run = runs.submit("preference", cfg.to_dict(), name=cfg.method)
+    except LabError as e:
         gr.Warning(str(e))
         return gr.update(), f"⚠️ **{e}**"
-    run = runs.submit("preference", cfg.to_dict(), name=cfg.method)
     pairs = f"{n} labeled pairs, " if n is not None else ""
     return (run.id, f"Started run `{run.id}` — {cfg.method.upper()}, {pairs}effective batch "
                     f"{cfg.effective_batch()}; `{cfg.command(str(run.dir / 'config.yaml'))}`")
@@ -115,44 +102,36 @@ def details(run_id):
     """Live reward charts, then (after the run) the before/after table, accuracies and the per-pair odds."""
     from labs.preference.odds import WHY_NOT_A_COLUMN
     from labs.preference.plots import odds_figure, rewards_figure
-    empty = (None, None, "", None, None, "")
     if not run_id:
-        return empty
+        return (None, None, "", None, None, "")
     try:
-        run = runs.get(run_id)
+        r = run_results(run_id)
     except runs.RunError as e:
         return (None, None, f"⚠️ {e}", None, None, "")
-    fig = rewards_figure(run.metrics())
-    ba = odds_df = odds_fig = None
-    md, why = "", ""
-    ev = run.dir / "eval_metrics.json"
-    if ev.exists():
-        md = accuracy_markdown(json.loads(ev.read_text()))
-        final = [r for r in run.metrics() if r.get("final")]
-        if final:
-            md += f"\n\nTraining time: {final[-1].get('train_seconds', '?')} s over {final[-1].get('step')} steps."
-    p = run.dir / "before_after.jsonl"
-    if p.exists():
-        ba = pd.DataFrame([json.loads(x) for x in p.read_text().splitlines()])
-    p = run.dir / "odds.jsonl"
-    if p.exists():
-        rows = [json.loads(x) for x in p.read_text().splitlines()]
-        odds_fig = odds_figure(rows)
-        odds_df = pd.DataFrame([{"split": r["split"], "prompt": r["prompt"][:120], "chosen": r["chosen"][:160],
-                                 "rejected": r["rejected"][:160], "log odds before": round(r["log_odds_before"], 3),
-                                 "log odds after": round(r["log_odds_after"], 3)} for r in rows])
+    md, why, ba, odds_df, odds_fig = "", "", None, None, None
+    if r["eval_metrics"] is not None:
+        md = accuracy_markdown(r["eval_metrics"])
+        if r["steps"] is not None:
+            seconds = "?" if r["train_seconds"] is None else r["train_seconds"]
+            md += f"\n\nTraining time: {seconds} s over {r['steps']} steps."
+    if r["before_after"] is not None:
+        ba = pd.DataFrame(r["before_after"])
+    if r["odds"] is not None:
+        odds_fig = odds_figure(r["odds"])
+        odds_df = pd.DataFrame([{"split": o["split"], "prompt": o["prompt"][:120], "chosen": o["chosen"][:160],
+                                 "rejected": o["rejected"][:160], "log odds before": round(o["log_odds_before"], 3),
+                                 "log odds after": round(o["log_odds_after"], 3)} for o in r["odds"]])
         why = WHY_NOT_A_COLUMN
-    return fig, ba, md, odds_df, odds_fig, why
+    return rewards_figure(r["metrics"]), ba, md, odds_df, odds_fig, why
 
 
 def results(run_id: str) -> dict:
-    """A run's outcome as data: state, eval_metrics.json, before_after.jsonl and odds.jsonl rows (None until written)."""
-    run = runs.get(run_id)
-    read = lambda name: [json.loads(x) for x in (run.dir / name).read_text().splitlines()] \
-        if (run.dir / name).exists() else None  # noqa: E731
-    ev = run.dir / "eval_metrics.json"
-    return {"state": run.status().get("state"), "eval_metrics": json.loads(ev.read_text()) if ev.exists() else None,
-            "before_after": read("before_after.jsonl"), "odds": read("odds.jsonl")}
+    """A run's outcome as data (labs.preference.results): state, method, metrics rows, eval_metrics.json,
+    before_after.jsonl and odds.jsonl rows (None until written), training seconds and steps."""
+    try:
+        return run_results(run_id)
+    except runs.RunError as e:
+        raise gr.Error(str(e)) from None
 
 
 def ab_make(run_id, n, temperature, max_new_tokens, seed, progress=gr.Progress()):
@@ -210,62 +189,16 @@ def details_follow(run_id, seen, drawn):
 
 
 # --------------------------------------------------------------------------- layout
-def _widget(name, default):
-    info, label = HELP[name], name.replace("_", " ")
-    choices = {"method": list(PRESETS), "loss_type": list(LOSS_TYPES), "precision": ["auto", "bf16", "fp16", "fp32"],
-               "device": ["auto", "cpu", "cuda", "mps"]}
-    if name in choices:
-        return gr.Dropdown(choices[name], value=default, label=label, info=info)
-    if name == "data":
-        return gr.Dropdown(data_choices(), value=default, label=label, info=info, allow_custom_value=True)
-    if name == "lora_targets":
-        return gr.Dropdown(["all-linear", *LINEAR_NAMES], value=["all-linear"], multiselect=True, label=label,
-                           info=info)
-    if name == "lora_r":
-        return gr.Slider(1, 128, value=default, step=1, label=label, info=info)
-    if name == "eval_fraction":
-        return gr.Slider(0, 0.5, value=default, step=0.05, label=label, info=info)
-    if isinstance(default, bool):
-        return gr.Checkbox(value=default, label=label, info=info)
-    if isinstance(default, int):
-        return gr.Number(value=default, precision=0, label=label, info=info)
-    if isinstance(default, float):
-        return gr.Number(value=default, label=label, info=info)
-    return gr.Textbox(value=default, label=label, info=info)
-
-
-GROUPS = [
-    ("Data and method", ["method", "data", "eval_fraction"]),
-    ("Loss", ["beta", "loss_type", "sft_weight"]),
-    ("LoRA", ["lora_r", "lora_alpha", "lora_targets"]),
-    ("Optimization", ["learning_rate", "num_epochs", "max_steps", "batch_size", "grad_accum", "max_length", "seed"]),
-    ("Speed", ["precision", "device", "precompute_ref", "completion_head"]),
-    ("Logging and before/after", ["logging_steps", "save_steps", "eval_prompts", "max_new_tokens"]),
-]
-
-
 def build_training(ctx):
     gr.Markdown("Train on the labels: DPO raises the chosen answer's likelihood relative to the starting model, "
                 "ORPO adds an odds-ratio term to supervised training on the chosen answers. Every field says what "
                 "it does.")
     default = preset("dpo")
-    w: dict[str, gr.components.Component] = {}
-    with gr.Row():
-        preset_dd = gr.Dropdown(list(PRESETS), value="dpo", label="Preset", scale=1)
-        preset_note = gr.Markdown(f"Preset **dpo**: {NOTES['dpo']}")
-    for title, names in GROUPS:
-        with gr.Accordion(title, open=title in ("Data and method", "Loss")):
-            with gr.Row(equal_height=False):
-                for n in names:
-                    w[n] = _widget(n, getattr(default, n))
-    form = [w[n] for n in FIELDS]
-    with gr.Row():
-        start_btn = gr.Button("Start training", variant="primary")
-        yaml_btn = gr.Button("Copy config as YAML / command")
-    msg = gr.Markdown()
-    with gr.Row():
-        yaml_box = gr.Code(language="yaml", label="run.yaml", interactive=False)
-        cmd_box = gr.Textbox(label="Command", buttons=["copy"], interactive=False)
+    preset_dd, preset_note = FORM.preset_picker("dpo")
+    form = FORM.render(default)
+    w = FORM.widgets
+    ctx.on_load(FORM.refresh, FORM.dynamic_components)
+    start_btn, yaml_btn, msg, yaml_box, cmd_box = FORM.controls()
 
     mon = ctx.run_monitor("pref_train", recipe="preference")
     rewards_plot = gr.Plot(label="Rewards · margin · reward accuracy · log-probabilities")
@@ -299,8 +232,9 @@ def build_training(ctx):
         api_visibility="private")
     out = [rewards_plot, before_after, acc_md, odds_df, odds_plot, why_md]
     drawn = gr.State(None)  # per browser session: (run id, state, metrics stat) the details were drawn from
-    mon.seen.change(details_follow, [mon.run_id, mon.seen, drawn], [*out, drawn], queue=False,
-                    show_progress="hidden", api_visibility="private")
+    # after each monitor draw (a pick, a tick): the monitor's events run unqueued, and a gr.State's .change
+    # fires only after queued events, so `mon.seen.change` would never draw a run's results
+    mon.after_draw(details_follow, [mon.run_id, mon.seen, drawn], [*out, drawn])
     gr.api(results, api_name="pref_train_results")
     ab_btn.click(ab_make, [mon.run_id, ab_n, ab_temp, ab_new, ab_seed], ab_md, api_name="pref_ab_make", **GPU_QUEUE)
     wr_btn.click(ab_winrate, mon.run_id, ab_md, api_name="pref_winrate")

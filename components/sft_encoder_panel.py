@@ -6,31 +6,26 @@ extractive QA, watch the run, read its held-out scores, and search its hyperpara
 The form *is* labs.encoder.config.EncoderRunConfig: "Copy config as YAML / command" shows the job as the run
 directory keeps it (`python -m labs.encoder --config run.yaml` runs it headless). The hyperparameter search
 (labs.encoder.search) queues one encoder run per trial, chooses on the validation split and scores the test
-split once. Callable by gradio_client: encoder_preset, encoder_config_yaml, encoder_start, encoder_results (a
-run's state, eval_metrics.json, trainable/total parameters and training seconds, as data), encoder_search_start,
+split once. Callable by gradio_client: encoder_preset, encoder_config_yaml, encoder_start, encoder_results
+(labs.encoder.results: a run's state, scores, predictions, parameters and training seconds), encoder_search_start,
 encoder_search_show, encoder_search_results (search.results as data) (+ the run monitor's
 encoder_run_status/stop/kill/resume).
 """
 from __future__ import annotations
 
-import json
-from dataclasses import fields
 
 import gradio as gr
 import pandas as pd
 
+from components.form import Form
 from components.shared import GPU_QUEUE, dataset_choices, run_choices
 from labs import runs
-from labs.encoder.config import (CLASS_WEIGHTS, HELP, METHODS, PRECISIONS, PRESETS, SCHEDULERS, TASKS, ConfigError,
-                                 EncoderRunConfig, preset)
+from labs.encoder import results as run_results
+from labs.encoder.config import PRESETS, EncoderRunConfig, preset
+from labs.errors import LabError
 
-FIELDS = [f.name for f in fields(EncoderRunConfig)]
 ENCODERS = ["minilm", "distilbert-base-uncased", "bert-base-uncased", "roberta-base"]
 QA_FOLDER = "assets/qa_varied"
-NOTES = {"sentiment": "drug reviews -> negative / neutral / positive (drugs-real); all-MiniLM-L6-v2 fully "
-                      "fine-tuned, balanced class weights (neutral is 9% of the rows).",
-         "qa": "the varied extractive-QA set (assets/qa_varied): the answer is a span of the given context; "
-               "exact match and token F1."}
 CLASS_METRICS = [("accuracy", "accuracy"), ("precision_macro", "precision (macro)"),
                  ("recall_macro", "recall (macro)"), ("f1_macro", "F1 (macro)"),
                  ("precision_weighted", "precision (weighted)"), ("recall_weighted", "recall (weighted)"),
@@ -45,75 +40,69 @@ INTRO = (
     "size and speed. The README's *course's tasks* section has the two measured side by side on the same data.")
 
 
-def _cfg(values) -> EncoderRunConfig:
-    return EncoderRunConfig(**dict(zip(FIELDS, values)))
-
-
-def _form_values(cfg: EncoderRunConfig) -> list:
-    return [getattr(cfg, n) for n in FIELDS]
-
-
-def _command(path: str) -> str:
-    return f"python -m labs.encoder --config {path}"
-
-
 def data_choices() -> list[str]:
     return [*dict.fromkeys([*dataset_choices(), "drugs-real", "sentiment-real", QA_FOLDER])]
 
 
+FORM = Form(EncoderRunConfig, dynamic={"encoder": lambda: ENCODERS, "dataset": data_choices})
+FIELDS = FORM.names
+
+
+def _cfg(values) -> EncoderRunConfig:
+    return FORM.config(values)
+
+
+def _form_values(cfg: EncoderRunConfig) -> list:
+    return FORM.values(cfg)
+
+
 # --------------------------------------------------------------------------- handlers (plain functions)
 def apply_preset(name):
-    return [*_form_values(preset(name)), f"Preset **{name}**: {NOTES.get(name, '')}"]
+    return FORM.apply_preset(name)
 
 
 def config_yaml(*values):
-    try:
-        cfg = _cfg(values)
-    except ConfigError as e:
-        gr.Warning(str(e))
-        return f"# invalid: {e}", ""
-    return cfg.to_yaml(), _command("run.yaml") + "   # save the YAML above as run.yaml first"
+    return FORM.preview(values)
 
 
 def start(*values):
     """Validate the form (and that the dataset can be read), submit the run; returns (run id, message)."""
-    from labs.encoder.data import EncoderError, load_splits
+    from labs.encoder.data import load_splits
     try:
         cfg = _cfg(values)
         splits, labels = load_splits(cfg.dataset, cfg.task, cfg.seed)  # a bad dataset is refused here, not in a run
         run = runs.submit("encoder", cfg.to_dict(), name=f"{cfg.task}-{cfg.method}")
-    except (ConfigError, EncoderError, runs.RunError) as e:
+    except LabError as e:
         gr.Warning(str(e))
         return gr.update(), f"⚠️ **{e}**"
     rows = ", ".join(f"{len(v)} {k}" for k, v in splits.items())
     label_note = f"; labels: {', '.join(labels)}" if labels else ""
     return run.id, (f"Started run `{run.id}` — {cfg.task}, {cfg.method} fine-tuning of `{cfg.encoder}` on "
-                    f"{rows} rows{label_note}; `{_command(str(run.dir / 'config.yaml'))}`")
+                    f"{rows} rows{label_note}; `{cfg.command(str(run.dir / 'config.yaml'))}`")
 
 
 def _pct(v) -> str:
     return "–" if v is None else f"{100 * v:.1f}%"
 
 
-def metrics_markdown(run) -> str:
-    ev = run.dir / "eval_metrics.json"
-    if not ev.exists():
+def metrics_markdown(r: dict) -> str:
+    """The held-out scores table and the run's facts, from labs.encoder.results."""
+    m = r["eval_metrics"]
+    if m is None:
         return ""
-    m = json.loads(ev.read_text())
     names = QA_METRICS if "exact_match" in m else CLASS_METRICS
     md = (f"**Held-out scores** on the {m.get('split', 'test')} split ({m.get('n', '?')} rows, scored in "
           f"{m.get('seconds', '?')} s):\n\n| metric | value |\n|---|---|\n"
           + "\n".join(f"| {label} | {_pct(m.get(k))} |" for k, label in names if k in m))
-    rec = run.record()
-    t, n = rec.get("trainable_params"), rec.get("total_params")
-    final = [r for r in run.metrics() if r.get("final")]
+    t, n = r["trainable_params"], r["total_params"]
     facts = []
     if t and n:
         facts.append(f"trainable parameters **{t:,}** of {n:,} ({100 * t / n:.2f}%)")
-    if final:
-        facts.append(f"training **{final[-1].get('train_seconds', '?')} s** over {final[-1].get('step')} steps")
-    if rec.get("device"):
-        facts.append(f"{rec['device']}, {rec.get('precision')}")
+    if r["steps"] is not None:
+        seconds = "?" if r["train_seconds"] is None else r["train_seconds"]
+        facts.append(f"training **{seconds} s** over {r['steps']} steps")
+    if r["device"]:
+        facts.append(f"{r['device']}, {r['precision']}")
     return md + ("\n\n" + " · ".join(facts) if facts else "")
 
 
@@ -129,14 +118,12 @@ def confusion_table(m: dict) -> pd.DataFrame | None:
     return df
 
 
-def predictions_table(run, limit: int = 300) -> pd.DataFrame | None:
-    p = run.dir / "eval_predictions.jsonl"
-    if not p.exists():
+def predictions_table(rows: list[dict] | None) -> pd.DataFrame | None:
+    """labs.encoder.results' predictions (wrong ones first) as the table shows them."""
+    if rows is None:
         return None
-    rows = [json.loads(x) for x in p.read_text(encoding="utf-8").splitlines() if x.strip()]
-    rows.sort(key=lambda r: bool(r.get("correct")))  # wrong ones first; stable, so file order within each
     out = []
-    for r in rows[:limit]:
+    for r in rows:
         text, ref = str(r.get("input", "")), r.get("reference")
         row = {"correct": "✓" if r.get("correct") else "✗", "prediction": r.get("prediction"),
                "reference": " | ".join(map(str, ref)) if isinstance(ref, list) else ref,
@@ -152,12 +139,10 @@ def details(run_id):
     if not run_id:
         return "", None, None
     try:
-        run = runs.get(run_id)
+        r = run_results(run_id)
     except runs.RunError as e:
         return f"⚠️ {e}", None, None
-    ev = run.dir / "eval_metrics.json"
-    m = json.loads(ev.read_text()) if ev.exists() else {}
-    return metrics_markdown(run), confusion_table(m), predictions_table(run)
+    return metrics_markdown(r), confusion_table(r["eval_metrics"] or {}), predictions_table(r["predictions"])
 
 
 def details_follow(run_id, seen, drawn):
@@ -169,17 +154,12 @@ def details_follow(run_id, seen, drawn):
 
 
 def results(run_id: str) -> dict:
-    """A run's outcome as data: its state, eval_metrics.json (None until written), parameters and training time."""
+    """A run's outcome as data (labs.encoder.results): its state, eval_metrics.json (None until written), the
+    held-out predictions (wrong ones first), parameters, device and training time."""
     try:
-        run = runs.get(run_id)
+        return run_results(run_id)
     except runs.RunError as e:
         raise gr.Error(str(e)) from None
-    ev = run.dir / "eval_metrics.json"
-    rec = run.record()
-    final = [r for r in run.metrics() if r.get("final")]
-    return {"state": run.status().get("state"), "eval_metrics": json.loads(ev.read_text()) if ev.exists() else None,
-            "trainable_params": rec.get("trainable_params"), "total_params": rec.get("total_params"),
-            "train_seconds": final[-1].get("train_seconds") if final else None}
 
 
 # --------------------------------------------------------------------------- hyperparameter search
@@ -199,7 +179,7 @@ def search_start(search_preset, grid, n_random, form_preset, *values):
         changes = {n: getattr(cfg, n) for n in FIELDS if getattr(cfg, n) != getattr(base, n) and n != "eval_split"}
         rec = search.start(search_preset, search.parse_grid(grid), n_random=int(n_random or 0),
                            overrides=changes)
-    except (ConfigError, search.SearchError, runs.RunError, ValueError) as e:
+    except (LabError, ValueError) as e:
         gr.Warning(str(e))
         return f"⚠️ **{e}**", gr.update(), gr.update(), gr.update()
     md, fig = _search_view(rec["id"])
@@ -241,69 +221,14 @@ def search_results(search_id: str) -> dict:
 
 
 # --------------------------------------------------------------------------- layout
-CHOICES = {"task": list(TASKS), "method": list(METHODS), "class_weights": list(CLASS_WEIGHTS),
-           "lr_scheduler": list(SCHEDULERS), "precision": list(PRECISIONS), "device": ["auto", "cpu", "cuda", "mps"],
-           "eval_split": ["test", "validation"]}
-
-
-def _widget(name, default):
-    info, label = HELP.get(name, ""), name.replace("_", " ")
-    if name in CHOICES:
-        return gr.Dropdown(CHOICES[name], value=default, label=label, info=info)
-    if name == "encoder":
-        return gr.Dropdown(ENCODERS, value=default, label=label, info=info, allow_custom_value=True)
-    if name == "dataset":
-        return gr.Dropdown(data_choices(), value=default, label=label, info=info, allow_custom_value=True)
-    if isinstance(default, bool):
-        return gr.Checkbox(value=default, label=label, info=info)
-    if isinstance(default, int):
-        return gr.Number(value=default, precision=0, label=label, info=info)
-    if isinstance(default, float):
-        return gr.Number(value=default, label=label, info=info)
-    return gr.Textbox(value=default, label=label, info=info)
-
-
-GROUPS = [  # (title, rows of fields)
-    ("Encoder, task and data", [["encoder", "task", "dataset", "eval_split", "max_train_rows", "eval_rows"]]),
-    ("Method", [["method", "class_weights", "lora_r", "lora_alpha", "lora_dropout", "lora_targets"]]),
-    ("Optimization", [["learning_rate", "lr_scheduler", "warmup", "weight_decay"],
-                      ["num_epochs", "max_steps", "batch_size", "grad_accum", "seed"]]),
-    ("Tokens and QA windows", [["max_length", "doc_stride", "max_answer_length", "n_best"]]),
-    ("Speed and logging", [["precision", "device", "eval_steps", "logging_steps"]]),
-]
-
-
-def _groups():
-    """GROUPS, with any config field they do not name as a last row: the form always covers the config."""
-    named = {n for _, rows in GROUPS for row in rows for n in row}
-    rest = [n for n in FIELDS if n not in named]
-    out = [(t, [[n for n in row if n in FIELDS] for row in rows]) for t, rows in GROUPS]
-    if rest:
-        out[-1][1].append(rest)
-    return out
-
-
 def build_encoder(ctx):
     gr.Markdown(INTRO)
     default = preset("sentiment")
-    w: dict[str, gr.components.Component] = {}
-    with gr.Row():
-        preset_dd = gr.Dropdown(list(PRESETS), value="sentiment", label="Encoder preset", scale=1)
-        preset_note = gr.Markdown(f"Preset **sentiment**: {NOTES['sentiment']}")
-    for title, rows in _groups():
-        with gr.Accordion(title, open=title in ("Encoder, task and data", "Method", "Optimization")):
-            for names in rows:
-                with gr.Row(equal_height=False):
-                    for n in names:
-                        w[n] = _widget(n, getattr(default, n))
-    form = [w[n] for n in FIELDS]
-    with gr.Row():
-        start_btn = gr.Button("Start encoder training", variant="primary")
-        yaml_btn = gr.Button("Copy config as YAML / command")
-    msg = gr.Markdown()
-    with gr.Row():
-        yaml_box = gr.Code(language="yaml", label="run.yaml", interactive=False)
-        cmd_box = gr.Textbox(label="Command", buttons=["copy"], interactive=False)
+    preset_dd, preset_note = FORM.preset_picker("sentiment", "Encoder preset")
+    form = FORM.render(default)
+    w = FORM.widgets
+    ctx.on_load(FORM.refresh, FORM.dynamic_components)
+    start_btn, yaml_btn, msg, yaml_box, cmd_box = FORM.controls("Start encoder training")
 
     gr.Markdown("#### Encoder run")
     mon = ctx.run_monitor("encoder", recipe="encoder")

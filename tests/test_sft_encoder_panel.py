@@ -3,7 +3,6 @@ through gradio_client) a tiny BERT run is started, scored and shown, then a two-
 chooses on validation and scores the test split once."""
 from __future__ import annotations
 
-import json
 import re
 from types import SimpleNamespace
 
@@ -11,42 +10,28 @@ import pytest
 import yaml
 
 from labs.encoder.config import EncoderRunConfig
+from tests.helpers import REVIEW_ROWS, make_tiny_bert, write_splits
 
-ROWS = [{"text": t, "label": lab} for t, lab in [
-    ("the drug worked well and i sleep fine", "positive"), ("awful pain all week", "negative"),
-    ("it was okay nothing special", "neutral"), ("great relief from the pain", "positive"),
-    ("bad side effects and awful nights", "negative"), ("works well for me", "positive")] * 4]
+ROWS = REVIEW_ROWS
 
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):
     """A 2-layer BERT (hidden 32) with random weights and a word-level vocabulary of ROWS."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizer
-    out = tmp_path_factory.mktemp("tiny-bert")
     words = sorted({w for r in ROWS for w in re.findall(r"[a-z]+", r["text"])})
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, *".,?!'-"]
-    tok = BertTokenizer(vocab={w: i for i, w in enumerate(dict.fromkeys(vocab))})
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=64, max_position_embeddings=64)).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), vocab, max_positions=64)
 
 
 @pytest.fixture
 def reviews(tmp_path):
     """A folder dataset: train / validation / test .jsonl with text and label."""
-    d = tmp_path / "reviews"
-    d.mkdir()
-    for split, rows in (("train", ROWS), ("validation", ROWS[:6]), ("test", ROWS[6:18])):
-        (d / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return d
+    return write_splits(tmp_path / "reviews", {"train": ROWS, "validation": ROWS[:6], "test": ROWS[6:18]})
 
 
 def test_form_covers_the_config_and_refuses_in_the_fields_terms(monkeypatch):
-    from components import encoder_panel as ui
-    assert sorted(n for _, rows in ui._groups() for row in rows for n in row) == sorted(ui.FIELDS)
+    from components import sft_encoder_panel as ui
+    assert ui.FIELDS == [s.name for s in EncoderRunConfig.specs()]  # the generated form covers the config
     values = ui.apply_preset("qa")
     form = dict(zip(ui.FIELDS, values))
     assert form["task"] == "qa" and form["dataset"] == "assets/qa_varied" and "exact match" in values[-1]
@@ -56,9 +41,9 @@ def test_form_covers_the_config_and_refuses_in_the_fields_terms(monkeypatch):
     warned = []
     monkeypatch.setattr(ui.gr, "Warning", warned.append)
     bad = dict(form, doc_stride=100)
-    assert ui.config_yaml(*bad.values())[0].startswith("# invalid: doc_stride: 0 or more and below max_length / 2")
+    assert ui.config_yaml(*bad.values())[0].startswith("# invalid: doc_stride: below max_length / 2 (96)")
     _, msg = ui.start(*bad.values())
-    assert "doc_stride: 0 or more and below" in msg and len(warned) == 2 and "Traceback" not in msg
+    assert "doc_stride: below max_length / 2" in msg and len(warned) == 2 and "Traceback" not in msg
     # the predictions table puts the wrong answers first; the confusion table reads reference x predicted
     conf = ui.confusion_table({"confusion": {"labels": ["neg", "pos"], "matrix": [[3, 1], [0, 4]], "other": [0, 1]}})
     assert list(conf.columns) == ["reference", "predicted neg", "predicted pos", "predicted something else"]
@@ -67,9 +52,9 @@ def test_form_covers_the_config_and_refuses_in_the_fields_terms(monkeypatch):
 
 @pytest.mark.slow
 def test_panel_trains_a_tiny_bert_shows_its_scores_and_searches(data_dir, tiny_bert, reviews, serve_tab):
-    from components import encoder_panel as ui
+    from components import sft_encoder_panel as ui
     from labs import runs
-    tab = SimpleNamespace(__name__="encoder_panel", build=ui.build_encoder)
+    tab = SimpleNamespace(__name__="sft_encoder_panel", build=ui.build_encoder)
     with serve_tab(tab, data_dir, "tiny") as client:
         values = client.predict("sentiment", api_name="/encoder_preset")
         assert "drugs-real" in values[-1]
@@ -82,7 +67,7 @@ def test_panel_trains_a_tiny_bert_shows_its_scores_and_searches(data_dir, tiny_b
 
         # refusals name the field and make no run
         _, msg = client.predict(*dict(form, learning_rate=0.5).values(), api_name="/encoder_start")
-        assert "learning_rate: between 0 and 0.01, got 0.5" in msg
+        assert "learning_rate: above 0 and at most 0.01, got 0.5" in msg
         _, msg = client.predict(*dict(form, dataset=str(reviews / "nothing")).values(), api_name="/encoder_start")
         assert "dataset:" in msg and "neither a saved dataset" in msg
         msg, *_ = client.predict("sentiment", "seed=1,2", 0, "sentiment", *form.values(),
@@ -104,14 +89,19 @@ def test_panel_trains_a_tiny_bert_shows_its_scores_and_searches(data_dir, tiny_b
         shown, _ = client.predict(search_id, api_name="/encoder_search_show")
 
     m = res["eval_metrics"]
-    assert res["state"] == "finished" and m["split"] == "test" and m["n"] == 12 and 0 <= m["accuracy"] <= 1
+    assert res["state"] == "finished" and m["split"] == "test" and m["n"] == 12
     assert m["confusion"]["labels"] == ["negative", "neutral", "positive"]
     assert sum(map(sum, m["confusion"]["matrix"])) + sum(m["confusion"]["other"]) == 12
-    assert res["trainable_params"] == res["total_params"] > 0 and res["train_seconds"] is not None
+    right = sum(m["confusion"]["matrix"][i][i] for i in range(3))  # the confusion matrix's diagonal
+    assert m["accuracy"] == pytest.approx(right / 12, abs=1e-4)
+    # a full fine-tune trains every weight: the tiny BERT's plus the new 32 -> 3 classification head
+    from transformers import AutoModel
+    bert = sum(p.numel() for p in AutoModel.from_pretrained(tiny_bert).parameters())
+    assert res["trainable_params"] == res["total_params"] == bert + 32 * 3 + 3 and res["train_seconds"] is not None
     md, conf, preds = ui.details(run_id)
     assert "F1 (macro)" in md and "trainable parameters" in md and conf.shape == (3, 4) and len(preds) == 12
     wrong = list(preds["correct"] == "✗")
-    assert wrong == sorted(wrong, reverse=True)  # wrong ones first
+    assert wrong == sorted(wrong, reverse=True) and sum(wrong) == 12 - right  # wrong ones first, as many as scored
 
     assert [t["trial"] for t in searched["trials"]] == ["default", "1"]
     assert [t["learning_rate"] for t in searched["trials"]] == [1e-3, 5e-3]  # the form's value is the default

@@ -15,8 +15,7 @@ import yaml
 
 from labs import store
 from labs.preference.config import PRESETS, ConfigError, PreferenceRunConfig, preset
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT, resume_for_more_steps
 REWARD_KEYS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
                "logps/rejected")
 
@@ -40,19 +39,19 @@ def tiny_cfg(model_dir, method: str = "dpo", **kw) -> PreferenceRunConfig:
 
 # --------------------------------------------------------------------------- config
 @pytest.mark.parametrize("change,message", [
-    ({"method": "ppo"}, "method: dpo or orpo, got 'ppo'"),
-    ({"beta": 0}, "beta: between 0 (exclusive) and 10, got 0"),
+    ({"method": "ppo"}, "method: one of dpo, orpo, got 'ppo'"),
+    ({"beta": 0}, "beta: above 0 and at most 10, got 0"),
     ({"loss_type": "sft"}, "loss_type: one of sigmoid, hinge, ipo, robust, nca_pair, bco_pair, sppo_hard, aot, "
-                           "aot_unpaired, apo_zero, apo_down, discopop, sigmoid_norm (for the supervised term use "
-                           "sft_weight)"),
+                           "aot_unpaired, apo_zero, apo_down, discopop, sigmoid_norm, got 'sft' (for the supervised term "
+                           "use sft_weight)"),
     ({"method": "orpo", "sft_weight": 0.1}, "sft_weight: only for DPO; ORPO's loss already includes the supervised "
                                             "term - set it to 0 or pick method dpo"),
     ({"method": "orpo", "loss_type": "ipo"}, "loss_type: only for DPO; ORPO has one loss of its own - set it back "
                                              "to sigmoid or pick method dpo"),
     ({"lora_targets": "q_proj,lm_head"}, "lora_targets: do not target lm_head"),
-    ({"eval_fraction": 1}, "eval_fraction: from 0 (none held out) to below 1, got 1"),
+    ({"eval_fraction": 1}, "eval_fraction: at least 0 and below 1, got 1"),
     ({"batch_size": "four"}, "batch_size: expected a whole number, got 'four'"),
-    ({"learning_rate": 0.5}, "learning_rate: between 0 and 0.01, got 0.5"),
+    ({"learning_rate": 0.5}, "learning_rate: above 0 and at most 0.01, got 0.5"),
     ({"data": ""}, "data: give 'store', 'store:BATCH', a saved dataset's name or a .jsonl path"),
     ({"data": "store:"}, "data: name the batches after 'store:'"),
 ])
@@ -103,6 +102,7 @@ def test_rows_from_the_store_its_batches_and_a_file(data_dir):
 
 
 # --------------------------------------------------------------------------- the recipe
+@pytest.mark.slow  # trains 3 steps (trainer.train) and generates before and after
 @pytest.mark.parametrize("method", ["dpo", "orpo"])
 def test_recipe_trains_from_store_rows_and_logs_rewards(method, data_dir, tiny_model_dir, tmp_path):
     from safetensors.torch import load_file
@@ -119,7 +119,16 @@ def test_recipe_trains_from_store_rows_and_logs_rewards(method, data_dir, tiny_m
     logged = [r for r in run.metrics() if "loss" in r]
     assert [r["step"] for r in logged] == [1, 2, 3] and all(math.isfinite(r["loss"]) for r in logged)
     for key in REWARD_KEYS:
-        assert all(isinstance(r.get(key), float) for r in logged), key
+        assert all(isinstance(r.get(key), float) and math.isfinite(r[key]) for r in logged), key
+    for r in logged:  # TRL's reward keys, as its trainers define them, on batches of 2 pairs
+        assert r["rewards/margins"] == pytest.approx(r["rewards/chosen"] - r["rewards/rejected"], abs=1e-6), r
+        assert r["rewards/accuracies"] in (0.0, 0.5, 1.0), r  # the share of the 2 pairs whose chosen reward is higher
+        if method == "orpo":  # ORPO's reward is beta x the answer's mean log-probability
+            assert r["rewards/chosen"] == pytest.approx(cfg.beta * r["logps/chosen"], rel=1e-5), r
+            assert r["rewards/rejected"] == pytest.approx(cfg.beta * r["logps/rejected"], rel=1e-5), r
+    if method == "dpo":  # DPO's reward is beta x the log-ratio to the reference: 0 at step 1, before any update
+        assert logged[0]["rewards/chosen"] == pytest.approx(0, abs=1e-6), logged[0]
+        assert logged[0]["rewards/rejected"] == pytest.approx(0, abs=1e-6), logged[0]
     # LoRA's B matrices start at zero: any non-zero one means training moved the adapter
     weights = load_file(str(run.dir / "adapter" / "adapter_model.safetensors"))
     moved = [k for k, v in weights.items() if "lora_B" in k and v.abs().sum() > 0]
@@ -295,8 +304,8 @@ def test_winrate_from_blind_ab_labels(data_dir):
 
 # --------------------------------------------------------------------------- CLI
 @pytest.mark.parametrize("text,message", [
-    ("beta: -1\n", "error: beta: between 0 (exclusive) and 10, got -1"),
-    ("- 1\n- 2\n", "error: --config: {path} should hold 'setting: value' lines, not a list"),
+    ("beta: -1\n", "error: beta: above 0 and at most 10, got -1"),
+    ("- 1\n- 2\n", "error: --config: {path}: should hold 'setting: value' lines, not a list"),
     ("method: dpo\nbeta: [\n", None),
 ])
 def test_cli_refuses_a_bad_config_in_one_line(tmp_path, text, message):
@@ -320,14 +329,7 @@ def test_run_engine_job_then_resume(data_dir, tiny_model_dir):
     st = runs.wait(run.id, timeout_s=300)
     assert st["state"] == "finished", run.log_tail(30)
     assert (run.dir / "checkpoints" / "checkpoint-2").exists() and (run.dir / "adapter").is_dir()
-    cfg = yaml.safe_load((run.dir / "config.yaml").read_text())
-    cfg["max_steps"] = 4
-    (run.dir / "config.yaml").write_text(yaml.safe_dump(cfg))
-    assert main(["--config", str(run.dir / "config.yaml"), "--resume"]) == 0
-    st = runs.get(run.id).status()
-    assert st["state"] == "finished" and st["resumed_from"].endswith("checkpoint-2")
-    steps = [r["step"] for r in runs.get(run.id).metrics() if "loss" in r]
-    assert steps.count(1) == 1 and max(steps) == 4
+    resume_for_more_steps(run, main, max_steps=4, checkpoint="checkpoint-2")
 
 
 # --------------------------------------------------------------------------- the real default model
@@ -362,9 +364,9 @@ def test_real_model_learns_a_labeled_preference(data_dir, tmp_path):
 def test_training_form_starts_a_run_and_shows_before_after(data_dir, tiny_model_dir, serve_tab):
     from types import SimpleNamespace
     from labs import runs
-    from components import preference_train as ui
+    from components import preference_train_panel as ui
     form = dict(zip(ui.FIELDS, ui._form_values(tiny_cfg(tiny_model_dir, max_steps=2))))
-    tab = SimpleNamespace(__name__="preference_train", build=ui.build_training)
+    tab = SimpleNamespace(__name__="preference_train_panel", build=ui.build_training)
     with serve_tab(tab, data_dir, str(tiny_model_dir)) as client:
         values = client.predict("orpo", api_name="/pref_train_preset")
         assert dict(zip(ui.FIELDS, values))["method"] == "orpo" and "ORPO" in values[-1]
@@ -373,7 +375,7 @@ def test_training_form_starts_a_run_and_shows_before_after(data_dir, tiny_model_
         assert cmd.startswith("python -m labs.preference --config run.yaml")
         # refusals name the field, and no run is made: a bad value, then a store with nothing to train on
         _, msg = client.predict(str(tiny_model_dir), *dict(form, beta=-1).values(), api_name="/pref_train_start")
-        assert "beta: between 0" in msg
+        assert "beta: above 0 and at most 10, got -1" in msg
         _, msg = client.predict(str(tiny_model_dir), *form.values(), api_name="/pref_train_start")
         assert "label at least 2 pairs" in msg and not runs.list_runs()
         fill_store(4)
@@ -447,8 +449,11 @@ def test_blind_ab_pairs_are_held_out_and_never_trained_on(data_dir, tiny_model_d
         make_ab_pairs(str(tiny_model_dir), n=1, max_new_tokens=4)
 
 
+@pytest.mark.slow  # makes pairs, trains the preset's DPO steps on the tiny model, then an A/B pass
 def test_simulate_runs_the_whole_loop_on_a_tiny_model(data_dir, tiny_model_dir, monkeypatch):
     from labs.preference import simulate
+    from labs.preference.pairs import load_prompts
+    from labs.preference.winrate import STARTING, wilson
     monkeypatch.setattr(simulate, "PAIR_TOKENS", 12)
     lines = []
     r = simulate.run(4, str(tiny_model_dir), "dpo", out=lines.append)
@@ -458,6 +463,20 @@ def test_simulate_runs_the_whole_loop_on_a_tiny_model(data_dir, tiny_model_dir, 
     # every label went through the store as the simulated annotator, in its shown order
     assert store.stats()["annotators"] == 1 and store.progress(simulate.ANNOTATOR)["done"] >= 4
     wr = r["winrate"]
-    assert ab_line.startswith("blind A/B") and wr["n"] == wr["wins"] + wr["losses"] + wr["ties"] > 0
-    assert 0 <= wr["low"] <= wr["rate"] <= wr["high"] <= 1
-    assert r["before"] > 0 and r["after"] > 0 and (Path(r["run_dir"]) / "adapter" / "adapter_config.json").exists()
+    assert ab_line.startswith("blind A/B") and (Path(r["run_dir"]) / "adapter" / "adapter_config.json").exists()
+    # the win rate, counted again from the A/B batch's stored answers: the rater prefers fewer words
+    ab = store.pairs(wr["batch"])
+    count = {"won": 0, "lost": 0, "tied": 0}
+    for p in ab:
+        mine, other = (p["a"], p["b"]) if p["model_a"] == wr["trained"] else (p["b"], p["a"])
+        n_mine, n_other = len(mine.split()), len(other.split())
+        count["won" if n_mine < n_other else "lost" if n_mine > n_other else "tied"] += 1
+    assert (wr["wins"], wr["losses"], wr["ties"], wr["n"]) == (count["won"], count["lost"], count["tied"], len(ab))
+    assert len(ab) == len(load_prompts("prompts", "held_out")) and {p["model_b"] for p in ab} == {STARTING}
+    assert wr["rate"] == pytest.approx((count["won"] + count["tied"] / 2) / len(ab))
+    assert (wr["low"], wr["high"]) == pytest.approx(wilson(count["won"] + count["tied"] / 2, len(ab)))
+    # the trait: mean words of the greedy answers to the held-out prompts, before and after training
+    ba = [json.loads(x) for x in (Path(r["run_dir"]) / "before_after.jsonl").read_text().splitlines()]
+    assert len(ba) == json.loads((Path(r["run_dir"]) / "eval_metrics.json").read_text())["generations"]["prompts"] > 0
+    assert r["before"] == pytest.approx(sum(len(x["before"].split()) for x in ba) / len(ba))
+    assert r["after"] == pytest.approx(sum(len(x["after"].split()) for x in ba) / len(ba))
