@@ -106,8 +106,8 @@ def build(default_model: str | None = None):
                     gr.Markdown(f"**Coming next:** {teaches}. This tab is not built yet.")
                 else:
                     importlib.import_module(module).build(ctx)
-            for fn, outputs in ctx.loads[first:]:  # its pickers, read again each time the tab is opened
-                tab.select(fn, None, outputs, queue=False, show_progress="hidden", api_visibility="private")
+            for fn, outputs, inputs in ctx.loads[first:]:  # its pickers, read again each time the tab is opened
+                tab.select(fn, inputs, outputs, queue=False, show_progress="hidden", api_visibility="private")
 
         def on_pick(spec):
             if not (spec or "").strip():
@@ -124,8 +124,8 @@ def build(default_model: str | None = None):
         header_timer.tick(tick, model_spec, [header, header_timer], queue=False, show_progress="hidden",
                           api_name="model_status")
         demo.load(tick, model_spec, [header, header_timer], queue=False)
-        for fn, outputs in ctx.loads:  # pickers derived from the data directory, read at each page load
-            demo.load(fn, None, outputs, queue=False, show_progress="hidden", api_visibility="private")
+        for fn, outputs, inputs in ctx.loads:  # pickers derived from the data directory, read at each page load
+            demo.load(fn, inputs, outputs, queue=False, show_progress="hidden", api_visibility="private")
     return demo
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from components.shared import dataset_choices, error_markdown, is_live, run_choices, run_view, status_markdown
+from components.shared import (dataset_choices, error_markdown, is_live, preferred_run, run_choices, run_view,
+                               status_markdown)
 from labs import runs
 from labs.evaluation import bias as bias_mod
 from labs.evaluation import results as run_results
@@ -236,6 +237,11 @@ def build(ctx) -> None:
         with gr.Row():
             groups = gr.Textbox(", ".join(bias_mod.GROUPS), label="Group terms (comma separated)", scale=3)
             label = gr.Textbox("", label="Score as the rate of this label (empty: word-list tone)", scale=1)
+    # what was saved or trained since the page was built: read when the page loads and when the tab opens
+    ctx.on_load(lambda base, picked: (
+        gr.update(choices=model_choices(base), value=[m for m in picked or [] if m] or
+                  [v for _, v in model_choices(base)[1:2]]),
+        gr.update(choices=["", "instruct", *dataset_choices()])), [models, data], [ctx.model_spec, models])
     start_btn = gr.Button("Start evaluation", variant="primary")
     msg = gr.Markdown()
     with gr.Group():
@@ -246,6 +252,7 @@ def build(ctx) -> None:
             stop_btn = gr.Button("Stop", scale=0, min_width=80, variant="stop")
         status_md = gr.Markdown("No run selected.")
         error_md = gr.Markdown()
+    ctx.on_load(lambda: gr.update(choices=run_choices("evaluation"), value=preferred_run("evaluation")), [run_id])
     timer = gr.Timer(2.0, active=False)  # ticks only while the picked job is queued or running
     seen = gr.State(None)
 

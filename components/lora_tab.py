@@ -342,6 +342,9 @@ def build(ctx) -> None:
     sw_refresh.click(sweep_status, sw_pick, [sw_table, sw_plot, sw_status], api_name="lora_sweep_status").then(
         lambda: (None, gr.Timer(active=True)), None, [sw_seen, sw_timer], queue=False, api_visibility="private")
     ad_refresh.click(lambda: (gr.update(choices=adapter_choices()),) * 2, None, [ad_a, ad_b], queue=False, api_visibility="private")
+    # adapters trained since the page was built: listed when the page loads and when the tab opens, the newest picked
+    ctx.on_load(lambda a: (gr.update(choices=adapter_choices(), value=a or next(iter(adapter_choices()), None)),
+                           gr.update(choices=adapter_choices())), [ad_a, ad_b], [ad_a])
     ad_btn.click(spectra, ad_a, [ad_md, ad_table, ad_plot, ad_layer], api_name="lora_spectra", **GPU_QUEUE)
     sim_btn.click(similarity, [ad_a, ad_b, ad_layer], [sim_md, sim_plot], api_name="lora_similarity", **GPU_QUEUE)
     gr.on([model_box.submit], read_layers, layers_in, [targets, model_info], api_visibility="private")

@@ -37,7 +37,7 @@ INTRO = (
     "intent) or a span of a text you already have (extractive QA): a BERT-size encoder with a small head learns "
     "that from a few hundred rows, trains in minutes on a CPU and answers in milliseconds, with no generation to "
     "parse. **The LLM way** (the form above) fits open-ended answers and one model for many tasks, at the cost of "
-    "size and speed. The README's *course's tasks* section has the two measured side by side on the same data.")
+    "size and speed. docs/results.md (*The course's tasks*) has the two measured side by side on the same data.")
 
 
 def data_choices() -> list[str]:

@@ -22,17 +22,16 @@ class AppContext:
     model_spec: gr.Dropdown | gr.Textbox  # the header's model picker; its value is a model spec string
     loads: list = field(default_factory=list)  # (fn, outputs): pickers read afresh when shown
 
-    def on_load(self, fn, outputs) -> None:
-        """Run fn() -> outputs' updates whenever a page (re)loads and whenever the tab that registered it is
-        selected, so a picker lists what exists now (a dataset saved in another tab, a run started elsewhere)."""
-        self.loads.append((fn, outputs))
+    def on_load(self, fn, outputs, inputs=None) -> None:
+        """Run fn(*inputs) -> outputs' updates whenever a page (re)loads and whenever the tab that registered it
+        is selected, so a picker lists what exists now (a dataset saved in another tab, a run started elsewhere)."""
+        self.loads.append((fn, outputs, inputs))
 
     def run_monitor(self, prefix: str, **kw) -> "RunMonitor":
         mon = run_monitor(prefix, **kw)
         recipe = kw.get("recipe")
         # a reload finds the run that is running (or queued) selected, else the newest one
-        self.loads.append((lambda: gr.update(choices=run_choices(recipe), value=preferred_run(recipe)),
-                           [mon.run_id]))
+        self.on_load(lambda: gr.update(choices=run_choices(recipe), value=preferred_run(recipe)), [mon.run_id])
         return mon
 
 

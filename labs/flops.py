@@ -216,7 +216,7 @@ def cpu_has_native_bf16() -> bool:
 
 # bf16 autocast is chosen on a CPU only where its matmuls run at least this much faster than fp32's: whole
 # training steps gain far less than the matmuls (an AMD EPYC with avx512_bf16: matmuls 3.5x, steps 1.6x,
-# README "SFT throughput"), and an Intel Xeon whose AMX is not exposed runs avx512_bf16 matmuls at 0.6x fp32.
+# docs/results.md "SFT throughput"), and an Intel Xeon whose AMX is not exposed runs avx512_bf16 matmuls at 0.6x fp32.
 BF16_MIN_SPEEDUP = 1.5
 
 

@@ -71,3 +71,40 @@ def tiny_model_dir(tmp_path_factory, default_tokenizer) -> Path:
 def serve_tab():
     """`with serve_tab(components.x_tab, data_dir, model_spec) as client:` — one tab served alone."""
     return helpers.serve_tab
+
+
+# --------------------------------------------------------------------------- a real browser (tests/browser.py)
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import launch_browser
+    with sync_playwright() as p:
+        b = launch_browser(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def lab(tmp_path, tiny_model_dir):
+    """The whole app on a free port: its own data directory, the tiny model, no preload. (url, data_dir)."""
+    data = tmp_path / "lab_data"
+    proc, url = helpers.start_app(data, "--model", str(tiny_model_dir), "--no-preload")
+    try:
+        yield url, data
+    finally:
+        helpers.stop_app(proc)
+
+
+@pytest.fixture
+def page(browser, lab):
+    """A fresh browser context on `lab`; an uncaught error in the page fails the test."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(lab[0], wait_until="load")
+    pg.get_by_role("tab", name="Dataset builder", exact=True).wait_for(timeout=60_000)
+    yield pg
+    context.close()
+    assert not errors, f"errors in the page: {errors}"
