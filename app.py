@@ -1,7 +1,11 @@
 """Fine-tuning Lab — learn and do LLM fine-tuning hands-on, on your own GPU or CPU.
 
-    python app.py                          # http://127.0.0.1:7860
-    python app.py --port 7861 --host 0.0.0.0 --data-dir /data --model ./my-model
+    python app.py                          # http://127.0.0.1:7860, one person, no sign-in
+    python app.py --port 7861 --host 0.0.0.0 --auth ana:secret --auth ben:secret2   # a team server, signed in
+    python app.py --host 0.0.0.0 --auth-file users.txt --snapshot-dir /mnt/bucket/lab   # roles, snapshots
+
+Shared mode (labs/access.py) is on whenever others can reach the app or people sign in: --auth, --auth-file,
+a Space with hf_oauth, a non-loopback --host or --share (the last two without sign-in need --public).
 
 Also a Hugging Face Space's app_file. The page is served first; the training libraries are
 imported and the model is loaded in the background, with its progress in the header.
@@ -82,7 +86,7 @@ class ModelLoads:
 MODEL = ModelLoads()
 
 
-def build(default_model: str | None = None):
+def build(default_model: str | None = None, snapshots=None):
     import gradio as gr
 
     from components.shared import AppContext
@@ -151,7 +155,7 @@ def port_free(host: str, port: int) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python app.py", description="Fine-tuning Lab: a web app for LLM fine-tuning.")
-    ap.add_argument("--host", default=os.environ.get("LAB_HOST", "127.0.0.1"),
+    ap.add_argument("--host", default=os.environ.get("LAB_HOST", "0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1"),
                     help="address to listen on (0.0.0.0 for every interface); default 127.0.0.1")
     ap.add_argument("--port", type=int, default=int(os.environ.get("LAB_PORT", os.environ.get("GRADIO_SERVER_PORT", 7860))),
                     help="port; default 7860")
@@ -161,13 +165,31 @@ def main(argv: list[str] | None = None) -> int:
                     help="where runs, datasets, ratings and the model cache live; default ./lab_data")
     ap.add_argument("--share", action="store_true", help="also open a public Gradio share link")
     ap.add_argument("--no-preload", action="store_true", help="do not load the model at start")
+    ap.add_argument("--auth", action="append", default=[], metavar="USER:PASSWORD[:ROLE]",
+                    help="a person who may sign in (repeatable); role admin, member (default) or viewer")
+    ap.add_argument("--auth-file", metavar="FILE", help="people who may sign in, with roles and hashed passwords "
+                    "(python -m labs.access add-user NAME --file FILE)")
+    ap.add_argument("--public", action="store_true", help="serve a reachable lab without sign-in (names typed, "
+                    "not verified; printed at start)")
+    ap.add_argument("--snapshot-dir", default=os.environ.get("LAB_SNAPSHOT_DIR"),
+                    help="where snapshots of the data directory go (a mounted bucket); restored at start into an "
+                    "empty data directory")
+    ap.add_argument("--snapshot-minutes", type=float, default=float(os.environ.get("LAB_SNAPSHOT_MINUTES", "10")),
+                    help="minutes between snapshots (and one at a clean shutdown); default 10")
     a = ap.parse_args(argv)
 
-    from labs import paths
+    from labs import access, paths
+    from labs.errors import LabError
+    space = bool(os.environ.get("SPACE_ID"))
     try:
         paths.set_data_dir(a.data_dir)
-    except paths.DataDirError as e:
-        print(f"error: {e}", file=sys.stderr)
+        users = {**(access.read_auth_file(a.auth_file) if a.auth_file else {}), **access.parse_auth(a.auth)}
+        mode = access.plan(a.host, a.share, users, space=space, oauth=space and bool(os.environ.get("OAUTH_CLIENT_ID")),
+                           public=a.public)
+        settings = access.configure(shared=mode["shared"], users=users, identity=mode["identity"])
+        snapshots = _snapshots(a.snapshot_dir, a.snapshot_minutes)
+    except LabError as e:
+        print(f"error: {e.line()}", file=sys.stderr)
         return 2
     if not port_free(a.host, a.port):
         print(f"error: port {a.port} on {a.host} is in use; choose another with --port (or PORT=… for make run)",
@@ -175,19 +197,46 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from labs.models import DEFAULT_MODEL
-    demo = build(a.model or DEFAULT_MODEL)
+    demo = build(a.model or DEFAULT_MODEL, snapshots=snapshots)
     if not a.no_preload:
         MODEL.load_async(a.model or DEFAULT_MODEL)
     print(f"Fine-tuning Lab: http://{a.host}:{a.port}  (data: {paths.data_dir()})", flush=True)
+    print(f"mode: {'shared' if mode['shared'] else 'local'}, sign-in: {mode['identity']}"
+          + (f" ({len(users)} people)" if users else ""), flush=True)
+    if mode["identity"] == "public":
+        print("public: " + access.PUBLIC_EXPOSES.format(**settings.limits), flush=True)
     import gradio as gr
 
     from components.keys import KEYS_JS
-    demo.queue(default_concurrency_limit=4).launch(
-        server_name=a.host, server_port=a.port, share=a.share, show_error=True, quiet=True, head=KEYS_JS,
-        theme=gr.themes.Soft(primary_hue="indigo"), allowed_paths=[str(paths.data_dir())],
-        # uploads over the limit are refused before they reach the disk (labs.data checks it again)
-        max_file_size=f"{os.environ.get('LAB_MAX_UPLOAD_MB', '200')}mb")
+    upload_mb = settings.limits["upload_mb"] if mode["shared"] else int(os.environ.get("LAB_MAX_UPLOAD_MB", "200"))
+    try:
+        demo.queue(default_concurrency_limit=4).launch(
+            server_name=a.host, server_port=a.port, share=a.share, show_error=True, quiet=True, head=KEYS_JS,
+            theme=gr.themes.Soft(primary_hue="indigo"),
+            auth=access.login(users) if users else None, auth_message="Fine-tuning Lab: sign in" if users else None,
+            # Shared: the data directory is never served as files (the database, configs, everyone's runs);
+            # downloads a person asks for are copied to a temporary file first. Local: one person, their files.
+            allowed_paths=None if mode["shared"] else [str(paths.data_dir())],
+            blocked_paths=[str(paths.data_dir())] if mode["shared"] else None,
+            # uploads over the limit are refused before they reach the disk (labs.data checks it again)
+            max_file_size=f"{upload_mb}mb")
+    finally:
+        if snapshots is not None:
+            snapshots.stop()  # one more at a clean shutdown
     return 0
+
+
+def _snapshots(target: str | None, minutes: float):
+    """Restore the newest snapshot into an empty data directory, then snapshot every `minutes`."""
+    if not target:
+        return None
+    from labs import paths, snapshot
+    if not (paths.data_dir() / snapshot.DB).exists():
+        snap = snapshot.restore(paths.data_dir(), target)
+        print(f"restored {snap} into {paths.data_dir()}" if snap else f"no snapshot in {target} yet", flush=True)
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a Space's stop: the final snapshot still runs
+    return snapshot.Scheduler(paths.data_dir(), target, every_s=minutes * 60).start()
 
 
 if __name__ == "__main__":

@@ -118,3 +118,27 @@ def child(root: Path, name, what: str = "name", error: type[Exception] = NameRef
         raise error(f"{what} '{text}': points outside {root} (a link to {real}); remove the link "
                     "or give another name")
     return p
+
+
+ROOT = Path(__file__).resolve().parent.parent
+PUBLIC = (ROOT / "assets",)  # bundled sample data: readable by anyone
+
+
+def check_server_path(spec: str, what: str = "path", shared: bool | None = None) -> str:
+    """A user-typed model, data or file spec, refused in shared mode when it names a place on this server outside
+    the data directory (and the bundled assets). A spec that is no existing path (a Hub id, a saved dataset's
+    name) is left to its loader. Returns the spec."""
+    from labs import access
+    spec = (spec or "").strip()
+    if not spec or not (access.shared() if shared is None else shared):
+        return spec
+    p = Path(spec).expanduser()
+    if not (p.is_absolute() or p.exists() or spec.startswith((".", "~"))):
+        return spec
+    real = (p if p.is_absolute() else Path.cwd() / p).resolve()
+    roots = [data_dir().resolve(), *(r.resolve() for r in PUBLIC)]
+    if any(real == r or r in real.parents for r in roots):
+        return spec
+    raise NameRefused(f"{what} {spec!r}: this lab is shared, so it reads only files inside its data directory "
+                      "(saved datasets, runs, uploads) and the bundled samples, not other places on the server")
+
