@@ -26,12 +26,12 @@ run: setup
 	@echo "Fine-tuning Lab: http://$(HOST):$(PORT)"
 	$(PY) app.py --host $(HOST) --port $(PORT)
 
-# everything: 422 tests, ~16 min measured on 2 shared CPU cores (training jobs on tiny models, the app started
+# everything: 424 tests, about 16 min measured on 2 busy CPU cores (training jobs on tiny models, the app started
 # as a process, the real default model loaded and run by the tests marked integration)
 test: setup
 	$(PY) -m pytest -q tests
 
-# the fast tier, the tests not marked slow: 368 tests, measured at 46 s on 2 quiet CPU cores and 101 s on busy
+# the fast tier, the tests not marked slow: 368 tests, measured at 46-62 s on 2 CPU cores and 101 s on busy
 # ones. It starts no training job (no run submitted, no recipe process, no trainer.train) and no app server
 # (app.py runs only for --help and its start-up refusals; a few tabs are served in-process), and never loads the
 # real default model's weights: it reads its tokenizer, from the model cache that a fresh checkout builds once

@@ -37,6 +37,8 @@ TABS = [  # (title, module, what it teaches — shown while a tab is not built y
      "generate, people rate, the model is updated from the ratings, round after round"),
     ("Evaluation", "components.evaluation_tab",
      "before/after metrics, worst examples, forgetting, run comparison"),
+    ("Admin", "components.admin_tab",
+     "who is online, the queue and its owners, work and agreement per person, guidelines, export"),
 ]
 
 
@@ -167,10 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-preload", action="store_true", help="do not load the model at start")
     ap.add_argument("--auth", action="append", default=[], metavar="USER:PASSWORD[:ROLE]",
                     help="a person who may sign in (repeatable); role admin, member (default) or viewer")
-    ap.add_argument("--auth-file", metavar="FILE", help="people who may sign in, with roles and hashed passwords "
-                    "(python -m labs.access add-user NAME --file FILE)")
-    ap.add_argument("--public", action="store_true", help="serve a reachable lab without sign-in (names typed, "
-                    "not verified; printed at start)")
+    ap.add_argument("--auth-file", metavar="FILE", default=os.environ.get("LAB_AUTH_FILE"),
+                    help="people who may sign in, with roles and hashed passwords (python -m labs.access add-user "
+                    "NAME --file FILE); default LAB_AUTH_FILE")
+    ap.add_argument("--public", action="store_true", default=os.environ.get("LAB_PUBLIC", "") not in ("", "0"),
+                    help="serve a reachable lab without sign-in (names typed, not verified; printed at start); "
+                    "LAB_PUBLIC=1 on a Space without hf_oauth")
     ap.add_argument("--snapshot-dir", default=os.environ.get("LAB_SNAPSHOT_DIR"),
                     help="where snapshots of the data directory go (a mounted bucket); restored at start into an "
                     "empty data directory")
@@ -227,10 +231,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _snapshots(target: str | None, minutes: float):
-    """Restore the newest snapshot into an empty data directory, then snapshot every `minutes`."""
+    """Restore the newest snapshot into an empty data directory, then snapshot every `minutes`. With
+    LAB_SNAPSHOT_REPO (a Hub dataset repo) the snapshots are written to a local folder that is downloaded from
+    the repo at start and pushed to it every `minutes`."""
+    from labs import paths, snapshot
+    repo = os.environ.get("LAB_SNAPSHOT_REPO")
+    if repo and not target:
+        target = os.environ.get("LAB_SNAPSHOT_LOCAL", str(paths.data_dir().parent / "lab_snapshots"))
+        snapshot.hub_pull(repo, target)
+        snapshot.hub_push_scheduler(target, repo, every_min=minutes)
     if not target:
         return None
-    from labs import paths, snapshot
     if not (paths.data_dir() / snapshot.DB).exists():
         snap = snapshot.restore(paths.data_dir(), target)
         print(f"restored {snap} into {paths.data_dir()}" if snap else f"no snapshot in {target} yet", flush=True)

@@ -19,9 +19,13 @@ import pandas as pd
 
 from labs import data, models
 from labs.data import workspace
+from labs.data.display import chat_html, column_widths, md_code
 
 FORMAT_CHOICES = ["auto"] + list(data.FORMATS)
 PREVIEW_ROWS = 200
+CELL_CHARS = 200    # a cell shows its first 200 characters; a click on it shows the whole text
+ROWS_WIDTH = 94     # percent of the rows table shared by its columns; the rest is the row-number column
+SCRUB_COLUMNS = ["row", "field", "before", "after", "found"]
 EMPTY = dict(workspace.EMPTY)
 
 
@@ -36,14 +40,22 @@ def _cell(v):
 
 def _frame(rows: list[dict], limit: int = PREVIEW_ROWS) -> pd.DataFrame:
     cols = data.columns_of(rows)
-    return pd.DataFrame([[_cell(r.get(c)) for c in cols] for r in rows[:limit]], columns=cols or ["(empty)"])
+    return pd.DataFrame([[_cell(r.get(c)) for c in cols] for r in rows[:limit]], columns=cols or ["(no rows)"])
+
+
+def _rows_view(rows: list[dict]):
+    """The rows table: the first PREVIEW_ROWS rows, each column a width in proportion to its text, so a long
+    prompt column leaves the answer and the short columns on screen."""
+    df = _frame(rows)
+    return gr.update(value=df, column_widths=column_widths(list(df.columns), df.values.tolist(), total=ROWS_WIDTH))
 
 
 def _summary(st: dict) -> str:
     if not st["n"]:
         return "No data loaded yet."
-    return (f"**{st['n']} rows** from `{st['source']}` · format **{st['format']}** — {st['reason']}  \n"
-            f"columns: {', '.join(st['columns'])}")
+    # the source and the column names are the data's own: shown as typed (code spans), never as markup
+    return (f"**{st['n']} rows** from {md_code(st['source'])} · format **{st['format']}** — {st['reason']}  \n"
+            f"columns: {', '.join(md_code(c) for c in st['columns'])}")
 
 
 def _rows(st: dict) -> list[dict]:
@@ -63,12 +75,12 @@ def _ingest(load, fmt, mapping, st, source: str | None = None):
         loaded = data.detect(list(loaded), source=source or getattr(loaded, "source", "table"),
                              fmt=None if fmt in (None, "", "auto") else fmt, mapping=mapping or None)
     except (data.DataError, models.ModelError, OSError) as e:
-        gr.Warning(str(e))
+        # said once, in the summary under the loaders (a toast as well would say it twice)
         kept = f"\n\nStill loaded: {_summary(st)}" if st["n"] else ""
-        return st, f"⚠️ {e}{kept}", _frame(_rows(st)), gr.update()
+        return st, f"⚠️ {e}{kept}", _rows_view(_rows(st)), gr.update()
     st = workspace.put(list(loaded), format=loaded.format, reason=loaded.reason, source=loaded.source, previous=st)
     rows = _rows(st)
-    return st, _summary(st), _frame(rows), _table_value(rows)
+    return st, _summary(st), _rows_view(rows), _table_value(rows)
 
 
 # --------------------------------------------------------------------------- import
@@ -161,7 +173,7 @@ def inspect(st, near, max_length, spec):
 def apply_fix(st, kind, near, max_length, spec):
     if not st["n"] or not kind:
         gr.Warning("Run the validation and pick a fix first.")
-        return st, _summary(st), _frame(_rows(st))
+        return st, _summary(st), _rows_view(_rows(st))
     lengths = _lengths(st, spec) if kind == "too_long" else None
     rows = _rows(st)
     rep = data.validate(rows, st["format"], lengths=lengths, max_length=int(max_length),
@@ -169,7 +181,7 @@ def apply_fix(st, kind, near, max_length, spec):
     p = rep.problem(kind)
     if p is None:
         gr.Info("That problem is already gone.")
-        return st, _summary(st), _frame(rows)
+        return st, _summary(st), _rows_view(rows)
     before = len(rows)
     fn = None
     if kind == "too_long":
@@ -178,7 +190,7 @@ def apply_fix(st, kind, near, max_length, spec):
     st = workspace.put(rows, format=st["format"], reason=st["reason"], source=st["source"] + f" · {p.fix} {p.kind}",
                        previous=st)
     return st, _summary(st) + f"  \nFixed **{p.title}**: {before} → {len(rows)} rows ({p.count} rows touched).", \
-        _frame(rows)
+        _rows_view(rows)
 
 
 def _truncate_tokens(tok, fmt, row, max_length):
@@ -193,17 +205,19 @@ def _truncate_tokens(tok, fmt, row, max_length):
 
 
 def preview(st, index, spec, max_length, form="auto"):
-    """Row `index` (1-based) as chat, its tokens with the loss mask, and what slide 7 would train on.
+    """Row `index` (1-based, as the rows table numbers them) as chat, its tokens with the loss mask, and what
+    slide 7 would train on.
 
     The row is converted with the SFT form chosen under "Convert, split and save", so the preview shows
-    what the SFT trainer trains on that saved row (labs.data.mask.tokenize_row, the trainer's own)."""
+    what the SFT trainer trains on that saved row (labs.data.mask.tokenize_row, the trainer's own). The chat
+    is the row's characters (labs.data.display.chat_html), never its markup: the same text as the tokens."""
     if not st["n"]:
-        return [], "Load data first.", "", ""
+        return "", "Load data first.", "", ""
     index = max(1, min(int(index or 1), st["n"]))
     try:
         row = _rows(st)[index - 1]
     except data.DataError as e:
-        return [], f"⚠️ {e}", "", ""
+        return "", f"⚠️ {e}", "", ""
     try:
         sft = data.to_sft([row], st["format"], form=form or "auto")
         if not sft:
@@ -231,11 +245,8 @@ def preview(st, index, spec, max_length, form="auto"):
         else:
             s7 = "<p>Slide 7's comparison applies to rows with a prompt and an answer.</p>"
     except (data.DataError, models.ModelError) as e:
-        return [], f"⚠️ {e}", "", ""
-    chat = [{"role": m["role"] if m["role"] in ("user", "assistant") else "user",
-             "content": (f"*[{m['role']}]* " if m["role"] not in ("user", "assistant") else "") + m["content"]}
-            for m in chat]
-    return chat, html, s7, f"Showing row {index}."
+        return "", f"⚠️ {e}", "", ""
+    return chat_html(chat), html, s7, f"Showing row {index}."
 
 
 def after_load(st, spec, max_length, form="auto"):
@@ -248,21 +259,21 @@ def after_load(st, spec, max_length, form="auto"):
 # --------------------------------------------------------------------------- cleaning
 def scrub_preview(st, kinds):
     if not st["n"]:
-        return pd.DataFrame(columns=["row", "field", "before", "after", "found"]), "Load data first."
+        return pd.DataFrame(columns=SCRUB_COLUMNS), "Load data first."
     _, changes = data.scrub_rows(_rows(st), tuple(kinds or ()))
     df = pd.DataFrame([{**c, "before": _cell(c["before"]), "after": _cell(c["after"])} for c in changes[:500]],
-                      columns=["row", "field", "before", "after", "found"])
+                      columns=SCRUB_COLUMNS)
     rows = len({c["row"] for c in changes})
     return df, f"{len(changes)} field{'s' * (len(changes) != 1)} in {rows} row{'s' * (rows != 1)} would change (look-alikes such as versions, dates and prices are kept)."
 
 
 def scrub_apply(st, kinds):
     if not st["n"]:
-        return st, "Load data first.", _frame([])
+        return st, "Load data first.", _rows_view([])
     rows, changes = data.scrub_rows(_rows(st), tuple(kinds or ()))
     st = workspace.put(rows, format=st["format"], reason=st["reason"], source=st["source"] + " · PII scrubbed",
                        previous=st)
-    return st, _summary(st) + f"  \nScrubbed {len(changes)} fields.", _frame(rows)
+    return st, _summary(st) + f"  \nScrubbed {len(changes)} fields.", _rows_view(rows)
 
 
 # --------------------------------------------------------------------------- convert, split, save
@@ -281,8 +292,7 @@ def convert(st, target, form):
     """The converted rows as a JSONL download, and what happened."""
     try:
         out = _convert(st, target, form)
-    except data.DataError as e:
-        gr.Warning(str(e))
+    except data.DataError as e:  # said once, in the note under the buttons
         return None, f"⚠️ {e}"
     path = Path(tempfile.mkdtemp(prefix="dataset-")) / f"{target}.jsonl"
     data.write_jsonl(out, path)
@@ -301,8 +311,7 @@ def save(st, target, form, validation, test, seed, name, overwrite):
                                                                        "kto": "kto"}[target],
                                  source=st["source"], overwrite=bool(overwrite),
                                  extra={"input_format": st["format"], "seed": int(seed)})
-    except (data.DataError, ValueError) as e:
-        gr.Warning(str(e))
+    except (data.DataError, ValueError) as e:  # said once, in the note under the buttons
         return f"⚠️ {e}", None, gr.update()
     counts = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
     files = [str(p) for p in sorted(path.glob("*.jsonl"))]
@@ -316,8 +325,7 @@ def save(st, target, form, validation, test, seed, name, overwrite):
 def push(name, repo_id, token, private):
     try:
         url = data.push_to_hub(name, (repo_id or "").strip(), token=token or None, private=bool(private))
-    except data.DataError as e:
-        gr.Warning(str(e))
+    except data.DataError as e:  # said once, in the note under the button
         return f"⚠️ {e}"
     return f"Pushed to {url}"
 
@@ -355,8 +363,9 @@ def build(ctx) -> None:
                                  label="Rows (add rows/columns; cells holding JSON lists are parsed)", wrap=True)
             table_btn = gr.Button("Use these rows")
     summary = gr.Markdown("No data loaded yet.")
-    rows_view = gr.Dataframe(_frame([]), label=f"Rows (first {PREVIEW_ROWS})", interactive=False, wrap=True,
-                             max_height=300)
+    rows_view = gr.Dataframe(_frame([]), label=f"Rows (first {PREVIEW_ROWS}; click a cell for its whole text)",
+                             interactive=False, wrap=True, max_height=300, max_chars=CELL_CHARS,
+                             show_row_numbers=True)  # numbered from 1, as "Row" below counts them
 
     with gr.Accordion("Preview: what the model is trained on", open=True):
         with gr.Row():
@@ -365,9 +374,12 @@ def build(ctx) -> None:
             preview_btn = gr.Button("Show row")
         preview_note = gr.Markdown()
         with gr.Row():
-            chat = gr.Chatbot(label="As chat", height=320)
+            with gr.Column():  # titles above the views, not over them: nothing covers a row's first words
+                gr.Markdown("**As chat**")
+                chat = gr.HTML()
             with gr.Column():
-                mask = gr.HTML(label="Training sequence (loss highlighted)")
+                gr.Markdown("**As the trainer sees it** (tokens that carry loss highlighted)")
+                mask = gr.HTML()
         with gr.Accordion("What the course's slide 7 would do instead, and why that is wrong", open=False):
             slide7 = gr.HTML()
 
@@ -390,7 +402,8 @@ def build(ctx) -> None:
             scrub_btn = gr.Button("Preview changes")
             scrub_apply_btn = gr.Button("Apply scrubbing")
         scrub_note = gr.Markdown()
-        scrub_table = gr.Dataframe(label="Before / after", interactive=False, wrap=True, max_height=300,
+        scrub_table = gr.Dataframe(pd.DataFrame(columns=SCRUB_COLUMNS), label="Before / after", interactive=False,
+                                   wrap=True, max_height=300, max_chars=CELL_CHARS,
                                    column_widths=["7%", "10%", "37%", "37%", "9%"])
 
     with gr.Accordion("Convert, split and save", open=True):

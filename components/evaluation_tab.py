@@ -17,6 +17,7 @@ import pandas as pd
 from components.shared import (dataset_choices, error_markdown, is_live, preferred_run, run_choices, run_view,
                                status_markdown)
 from labs import runs
+from labs.data.display import column_widths, md_code
 from labs.evaluation import bias as bias_mod
 from labs.evaluation import results as run_results
 from labs.evaluation.errors import BUCKETS, select
@@ -25,6 +26,15 @@ from labs.evaluation.evaluate import EvalConfig
 from labs.evaluation.slices import table as slice_table
 
 EMPTY = pd.DataFrame()
+CELL_CHARS = 300  # a table cell shows its first 300 characters; a click on it shows the whole text
+# the tables with a fixed set of columns: their names before anything is shown, and widths that keep the
+# answers and references on screen next to long inputs
+ERROR_COLUMNS, ERROR_WIDTHS = ["category", "input", "reference", "prediction", "bucket", "loss"], \
+    ["9%", "33%", "22%", "22%", "8%", "6%"]
+BIAS_WIDTHS = ["12%", "14%", "8%", "40%", "26%"]     # model, group, score, answer, prompt
+FORGET_WIDTHS = ["10%", "40%", "25%", "25%"]         # change, question, before, after
+NOT_RUN = ("The {what} was not run for this evaluation: tick **{box}** under *Forgetting probe and bias audit* "
+           "and start again.")
 
 
 def model_choices(base: str | None) -> list[tuple[str, str]]:
@@ -55,15 +65,7 @@ def start(models, data, split, task, tasks, max_rows, max_new_tokens, loss, comp
 
 
 def status(run_id):
-    md = status_markdown(run_id)
-    if run_id:
-        try:
-            stage = runs.get(run_id).raw_status().get("stage")
-        except runs.RunError:
-            stage = None
-        if stage and is_live(run_view(run_id)):
-            md += f" · {stage}"
-    return md, error_markdown(run_id)
+    return status_markdown(run_id), error_markdown(run_id)  # the phase and its stage are in status_markdown
 
 
 def show(run_id):
@@ -116,12 +118,14 @@ def results(run_id):
                 gr.update(choices=[""], value=""), "", hidden, hidden, "", hidden, hidden, hidden)
     figs = figures(result)
     d, models = result["data"], result["models"]
-    summary = (f"**{d['rows']} rows** of `{d['source']}`" + (f" (tasks: {', '.join(d['tasks'])})" if d["tasks"] else "")
-               + f" · task **{d['task']}** · " + " · ".join(f"{m['label']} = `{m['spec']}`" for m in models)
+    # names from the data (source, tasks, labels) shown as typed, in code, never as Markdown
+    summary = (f"**{d['rows']} rows** of {md_code(d['source'])}"
+               + (f" (tasks: {', '.join(map(md_code, d['tasks']))})" if d["tasks"] else "")
+               + f" · task **{d['task']}** · " + " · ".join(f"{m['label']} = {md_code(m['spec'])}" for m in models)
                + f" · {result.get('seconds')} s")
     if d["task"] == "classification":
-        summary += ("\n\nAnswers outside the label set (" + ", ".join(d["labels"]) + ") count as wrong: the "
-                    "confusion matrix's '(other)' column.")
+        summary += ("\n\nAnswers outside the label set (" + ", ".join(map(md_code, d["labels"])) + ") count as "
+                    "wrong: the confusion matrix's '(other)' column.")
     if d.get("n_skipped"):
         summary += f"\n\n⚠️ {d['n_skipped']} rows could not be used (first: {d['skipped'][0]})."
     runs_md, diffs = "", EMPTY
@@ -137,7 +141,7 @@ def results(run_id):
     labels = [m["label"] for m in models]
     first = labels[-1]
     cats = sorted({r.get("category", "") for r in preds.get(first, [])} - {""})
-    f_md, f_df = "", EMPTY
+    f_md, f_df = NOT_RUN.format(what="forgetting probe", box="Forgetting probe"), EMPTY
     if result.get("forgetting"):
         f = result["forgetting"]
         lines = []
@@ -151,7 +155,7 @@ def results(run_id):
         f_md = "\n".join(lines) or "\n".join(f"- **{k}**: perplexity {v.get('perplexity')}, questions right "
                                              f"{v.get('accuracy')}" for k, v in f["probes"].items())
         f_md += "\n\nFlagged (⚠️): perplexity more than 10% higher than the first model's, or a question lost."
-    b_md, b_df = "", EMPTY
+    b_md, b_df = NOT_RUN.format(what="bias audit", box="Bias audit"), EMPTY
     if result.get("bias"):
         a = result["bias"]
         a0 = next(iter(a.values()))
@@ -165,11 +169,14 @@ def results(run_id):
     per_slice = _df([{**({"model": m["label"]} if len(sliced) > 1 else {}), **row}
                      for m in sliced for row in slice_table(m["slices"]["rows"], d["task"])])
     slice_label = f"Metrics per {sliced[0]['slices']['by']}" if sliced else "Metrics per slice"
+    changed = _df(result.get("changed"))
     v = _shown
-    return (summary, v(_df(result["table"])), v(figs.get("metrics")), v(_df(result.get("changed"))),
+    return (summary, v(_df(result["table"])), v(figs.get("metrics")),
+            v(changed, column_widths=column_widths(list(changed.columns), changed.values.tolist())),
             v(figs.get("curves")), runs_md, v(diffs), gr.update(choices=labels, value=first), v(buckets),
             v(figs.get("buckets")), v(conf), gr.update(choices=[""] + cats, value=""), f_md, v(figs.get("forgetting")),
-            v(f_df), b_md, v(figs.get("bias")), v(b_df), _shown(per_slice, label=slice_label))
+            v(f_df, column_widths=FORGET_WIDTHS), b_md, v(figs.get("bias")), v(b_df, column_widths=BIAS_WIDTHS),
+            _shown(per_slice, label=slice_label))
 
 
 def _shown(x, **kw):
@@ -179,20 +186,14 @@ def _shown(x, **kw):
 
 
 def errors(run_id, model, show_what, category, bucket, min_chars, max_chars):
-    """The filterable error table: input, reference, prediction, bucket, loss."""
+    """The filterable error table: input, reference, prediction, bucket, loss (whole texts: the table shows
+    each cell's start and the whole text on a click)."""
     _, preds = load_result(run_id)
     rows = preds.get(model) or []
     picked = select([r for r in rows if "prediction" in r or show_what == "worst"], show_what, category or None,
                     int(min_chars or 0), int(max_chars) if max_chars else None, bucket or None)
-    cols = ("category", "input", "reference", "prediction", "bucket", "loss")
-    table = [{k: _clip(r.get(k)) if k == "input" else r.get(k) for k in cols} for r in picked]
-    return pd.DataFrame(table, columns=list(cols)), f"{len(picked)} rows"
-
-
-def _clip(text, n: int = 240) -> str:
-    """A long prompt's start and end (where the question usually is)."""
-    text = str(text or "")
-    return text if len(text) <= n else f"{text[:n // 2]} … {text[-n // 2:]}"
+    table = [{k: r.get(k) for k in ERROR_COLUMNS} for r in picked]
+    return pd.DataFrame(table, columns=ERROR_COLUMNS), f"{len(picked)} rows"
 
 
 def export(run_id):
@@ -224,8 +225,9 @@ def build(ctx) -> None:
         tasks = gr.Textbox("auto", label="Rows ('task' column; auto = the run's, empty = all)")
         slice_by = gr.Textbox("", label="Slice metrics by column (optional)", placeholder="a column of the data, e.g. confidence")
     with gr.Row():
-        max_rows = gr.Slider(0, 500, value=0, step=10, label="Max rows (0 = all)")
-        max_new = gr.Slider(8, 256, value=64, step=8, label="Max new tokens")
+        # wide enough for their largest values (500, 256) next to the slider in a narrow window
+        max_rows = gr.Slider(0, 500, value=0, step=10, label="Max rows (0 = all)", min_width=240)
+        max_new = gr.Slider(8, 256, value=64, step=8, label="Max new tokens", min_width=240)
         loss = gr.Checkbox(True, label="Held-out loss and perplexity")
         compare_base = gr.Checkbox(True, label="Compare a run with its base")
     with gr.Accordion("Forgetting probe and bias audit", open=False):
@@ -261,7 +263,8 @@ def build(ctx) -> None:
         table = gr.Dataframe(label="Metrics (Δ = change against the first model)", wrap=True, visible=False)
         metrics_plot = gr.Plot(label="Metrics", visible=False)
         slices_df = gr.Dataframe(label="Metrics per slice", wrap=True, visible=False)
-        changed = gr.Dataframe(label="Examples whose answer changed (fixed / broken)", wrap=True, visible=False)
+        changed = gr.Dataframe(label="Examples whose answer changed (fixed / broken; click a cell for its whole "
+                               "text)", wrap=True, visible=False, max_chars=CELL_CHARS)
         curves = gr.Plot(label="Training curves of the runs compared", visible=False)
         runs_md = gr.Markdown()
         diffs = gr.Dataframe(label="Settings that differ between the runs", wrap=True, visible=False)
@@ -279,16 +282,18 @@ def build(ctx) -> None:
             buckets_plot = gr.Plot(label="Buckets", visible=False)
             confusion_plot = gr.Plot(label="Confusion matrix", visible=False)
         err_count = gr.Markdown()
-        err_table = gr.Dataframe(label="Examples", wrap=True,
-                                 column_widths=["10%", "38%", "18%", "18%", "9%", "7%"])
+        err_table = gr.Dataframe(pd.DataFrame(columns=ERROR_COLUMNS), label="Examples (click a cell for its whole "
+                                 "text)", wrap=True, column_widths=ERROR_WIDTHS, max_chars=CELL_CHARS,
+                                 interactive=False)
     with gr.Tab("Forgetting"):
         forget_md = gr.Markdown()
         forget_plot = gr.Plot(label="Forgetting probe", visible=False)
-        forget_df = gr.Dataframe(label="General questions before and after", wrap=True, visible=False)
+        forget_df = gr.Dataframe(label="General questions before and after", wrap=True, visible=False,
+                                 max_chars=CELL_CHARS)
     with gr.Tab("Bias"):
         bias_md = gr.Markdown()
         bias_plot = gr.Plot(label="Score per group", visible=False)
-        bias_df = gr.Dataframe(label="Answers", wrap=True, visible=False)
+        bias_df = gr.Dataframe(label="Answers", wrap=True, visible=False, max_chars=CELL_CHARS)
     with gr.Tab("Export"):
         export_btn = gr.Button("Report files (HTML with plots, Markdown, JSON)")
         files = gr.File(label="Report", file_count="multiple", interactive=False)

@@ -21,6 +21,18 @@ from labs.sft.config import PRESETS
 RANK_CHOICES = [1, 2, 4, 8, 16, 32, 64, 128]
 GPU_CHOICES = [8, 12, 16, 24, 40, 48, 80, 141]
 DEFAULT_TARGETS = ["q_proj", "v_proj"]
+# the columns of labs.lora's tables, named before anything fills them (an unnamed empty table shows 1 2 3)
+COUNT_COLUMNS = ["module", "layers", "shape in→out", "params per layer", "trainable params"]
+MEMORY_COLUMNS = ["method", "weights", "gradients", "optimizer", "activations", "total", "verdict"]
+SWEEP_COLUMNS = ["rank", "alpha", "state", "step", "eval loss", "task metric", "base model", "training wall s",
+                 "trainable params", "run"]
+SPECTRA_COLUMNS = ["layer", "shape out×in", "rank", "effective rank (90%)", "stable rank", "σ top", "‖ΔW‖",
+                   "‖ΔW‖/‖W‖"]
+SLIDER_WIDTH = 240  # px: in a narrower column a slider cuts its largest value (seen at a 1000 px window)
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(columns=columns)
 
 
 def _spec(box_value: str | None, header_value: str | None) -> str | None:
@@ -48,7 +60,7 @@ def read_layers(box, header):
 
 def calculate(box, header, rank, alpha, targets, use_dora, use_rslora, dtype, batch, seq, gpu_gb, dropout=0.0):
     from labs.lora import memory as lora_memory, plots as lora_plots
-    empty = (None, None, None, None)
+    empty = (_empty(COUNT_COLUMNS), None, _empty(MEMORY_COLUMNS), None)
     try:
         rank = lora.check_rank(rank)
         shapes = lora.model_shapes(_spec(box, header))
@@ -81,9 +93,12 @@ def scaling_view(alpha):
     except (TypeError, ValueError):
         gr.Warning("alpha must be a number > 0")
         return None, None
-    rows = [{"rank": r, "alpha/r": round(lora.scaling(alpha, r), 5), "alpha/√r (rsLoRA)": round(lora.scaling(alpha, r, True), 5)}
-            for r in RANK_CHOICES]
-    return lora_plots.scaling_figure(alpha), pd.DataFrame(rows)
+    return lora_plots.scaling_figure(alpha), scaling_table(alpha)
+
+
+def scaling_table(alpha: float) -> pd.DataFrame:
+    return pd.DataFrame([{"rank": r, "alpha/r": round(lora.scaling(alpha, r), 5),
+                          "alpha/√r (rsLoRA)": round(lora.scaling(alpha, r, True), 5)} for r in RANK_CHOICES])
 
 
 # --------------------------------------------------------------------------- sweeps
@@ -111,12 +126,12 @@ def sweep_start(name, header, ranks, alpha_mode, alpha, targets, steps, lr, eval
 def sweep_status(name):
     from labs.lora import plots as lora_plots, sweep as lora_sweep
     if not name:
-        return None, None, "No sweep selected."
+        return _empty(SWEEP_COLUMNS), None, "No sweep selected."
     try:
         results = lora_sweep.sweep_results(name)
         rows = lora_sweep.sweep_rows(name)
     except LoraError as e:
-        return None, None, _error(str(e))
+        return _empty(SWEEP_COLUMNS), None, _error(str(e))
     done = sum(r.get("state") == "finished" for r in results)
     failed = [r for r in results if r.get("state") in ("failed", "interrupted", "corrupt")]
     md = f"**{name}**: {done}/{len(results)} finished"
@@ -202,7 +217,7 @@ def spectra(adapter):
         res = lora_spectra.adapter_spectra(_adapter_path(adapter))
     except LoraError as e:
         gr.Warning(str(e))
-        return _error(str(e)), None, None, gr.update()
+        return _error(str(e)), _empty(SPECTRA_COLUMNS), None, gr.update()
     mods = [lay.module for lay in res.layers]
     return (res.summary(), pd.DataFrame(lora_spectra.spectra_rows(res)), lora_plots.spectra_figure(res),
             gr.update(choices=mods, value=mods[len(mods) // 2]))
@@ -237,7 +252,8 @@ def build(ctx) -> None:
             model_info = gr.Markdown()
             with gr.Row():
                 rank = gr.Number(8, label="rank r", precision=0, minimum=1, maximum=4096)
-                dropout = gr.Slider(0, 0.3, value=0.0, step=0.01, label="lora_dropout (adds activations; the SFT default is 0)")
+                dropout = gr.Slider(0, 0.3, value=0.0, step=0.01, min_width=SLIDER_WIDTH, scale=2,  # its long label
+                                    label="lora_dropout (adds activations; the SFT default is 0)")
                 alpha = gr.Number(16, label="lora_alpha", minimum=0.001)
                 use_dora = gr.Checkbox(label="DoRA (+ magnitude vector)")
                 use_rslora = gr.Checkbox(label="rsLoRA scaling (alpha/√r)")
@@ -245,23 +261,24 @@ def build(ctx) -> None:
                                        label="target modules")
             with gr.Row():
                 dtype = gr.Radio(["bf16", "fp16", "fp32"], value="bf16", label="weights dtype")
-                batch = gr.Slider(1, 128, value=8, step=1, label="batch size")
-                seq = gr.Slider(64, 32768, value=512, step=64, label="sequence length")
+                batch = gr.Slider(1, 128, value=8, step=1, label="batch size", min_width=SLIDER_WIDTH)
+                seq = gr.Slider(64, 32768, value=512, step=64, label="sequence length", min_width=SLIDER_WIDTH)
                 gpu = gr.Dropdown(GPU_CHOICES, value=24, label="GPU memory (GiB)", allow_custom_value=True)
             calc_btn = gr.Button("Calculate", variant="primary")
             calc_md = gr.Markdown()
             with gr.Row():
-                count_table = gr.Dataframe(label="trainable parameters per target module", interactive=False)
+                count_table = gr.Dataframe(_empty(COUNT_COLUMNS), label="trainable parameters per target module",
+                                           interactive=False)
                 count_plot = gr.Plot(label="per module")
-            mem_table = gr.Dataframe(label="training memory (formula in labs/lora/memory.py; ±30% of measured peaks)",
-                                     interactive=False)
+            mem_table = gr.Dataframe(_empty(MEMORY_COLUMNS), interactive=False,
+                                     label="training memory (formula in labs/lora/memory.py; ±30% of measured peaks)")
             mem_plot = gr.Plot(label="memory")
 
         with gr.Tab("Scaling") as scaling_tab:
             sc_alpha = gr.Number(16, label="lora_alpha", minimum=0.001)
             sc_btn = gr.Button("Plot")
             sc_plot = gr.Plot()
-            sc_table = gr.Dataframe(interactive=False)
+            sc_table = gr.Dataframe(scaling_table(16), interactive=False)  # drawn again when the tab opens
             gr.Markdown(lora.SCALING_EXPLAINED)
 
         with gr.Tab("Rank sweep"):
@@ -282,11 +299,13 @@ def build(ctx) -> None:
                 sw_targets = gr.Dropdown(["all-linear", "q_proj,v_proj", "q_proj,k_proj,v_proj,o_proj"],
                                          value="all-linear", label="targets", allow_custom_value=True)
             with gr.Row():
-                sw_steps = gr.Slider(50, 1000, value=50, step=10, label="steps per run (same for all)")
+                sw_steps = gr.Slider(50, 1000, value=50, step=10, label="steps per run (same for all)",
+                                     min_width=SLIDER_WIDTH)
                 sw_lr = gr.Number(PRESETS["instruction"]["learning_rate"], label="learning rate", minimum=1e-7,
                                   maximum=1e-2)
-                sw_batch = gr.Slider(1, 32, value=4, step=1, label="batch size")
-                sw_eval = gr.Slider(0, 100, value=20, step=1, label="held-out rows for the task metric")
+                sw_batch = gr.Slider(1, 32, value=4, step=1, label="batch size", min_width=SLIDER_WIDTH)
+                sw_eval = gr.Slider(0, 100, value=20, step=1, label="held-out rows for the task metric",
+                                    min_width=SLIDER_WIDTH)
             with gr.Row():
                 sw_start = gr.Button("Start sweep", variant="primary")
                 sw_stop = gr.Button("Stop sweep", variant="stop")
@@ -296,7 +315,7 @@ def build(ctx) -> None:
                 sw_pick = gr.Dropdown(lora_sweep.list_sweeps(), label="sweep", allow_custom_value=True, scale=4)
                 sw_refresh = gr.Button("↻", scale=0, min_width=40)
             sw_status = gr.Markdown()
-            sw_table = gr.Dataframe(interactive=False)
+            sw_table = gr.Dataframe(_empty(SWEEP_COLUMNS), interactive=False)
             sw_plot = gr.Plot()
             # first tick: draws the sweep the picker shows at page load; then on only while a point can change
             sw_timer = gr.Timer(3.0)
@@ -313,7 +332,7 @@ def build(ctx) -> None:
                 ad_btn = gr.Button("Analyse", variant="primary", scale=1)
             ad_md = gr.Markdown()
             ad_plot = gr.Plot()
-            ad_table = gr.Dataframe(interactive=False)
+            ad_table = gr.Dataframe(_empty(SPECTRA_COLUMNS), interactive=False)
             with gr.Row():
                 ad_b = gr.Dropdown(adapter_choices(), label="second adapter (other rank, same data)",
                                    allow_custom_value=True, scale=3)

@@ -7,7 +7,8 @@ Callable by gradio_client (the labeling contract):
     pref_label(pair_id, choice, annotator)  -> commits one label (A, B, tie, both_bad), returns the next pair
 and pref_make_pairs, pref_agreement, pref_export. Pairs and labels live in labs.store (SQLite, WAL); this
 file only shows them. Keys (page-wide, not while typing): 1 / 2 = A / B better, 3 = tie, 4 = both bad,
-s = skip, u = undo.
+s = skip, u = undo. The name typed is remembered in this browser (gr.BrowserState, localStorage): a convenience
+on one person's machine, not identity. Names and other people's text are shown as text, never as markup.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from components.shared import GPU_QUEUE, dataset_choices
+from components.shared import GPU_QUEUE, dataset_choices, escape_md
 from labs import store
 from labs.preference import labels as pref_labels
 from labs.preference import pairs as pref_pairs
@@ -27,6 +28,13 @@ from labs.preference.refill import BACKGROUND, KEEP, MAKE
 KEYS_HELP = ("**Keys** (when not typing): **1** A is better · **2** B is better · **3** tie · **4** both bad · "
              "**s** skip · **u** undo")
 NONE_LEFT = "Nothing left to label here: make more pairs above, or pick another batch."
+# The browser keeps the typed name under this key (encrypted by Gradio with this fixed key, so it survives an app
+# restart). Not a secret and not identity: whoever uses this browser sees it, and anyone can type any name.
+NAME_KEY = "fine-tuning-lab/preference/annotator"
+NO_MARKUP = dict(latex_delimiters=[])  # Markdown that shows names: no $$...$$ maths either
+AGREE_COLUMNS = ["pair", "prompt", "answer 1", "answer 2", "majority"]
+AGREE_NOTE = ("Each person's cell: the side they clicked, as they saw it (everyone sees the two answers in an order "
+              "of their own), then which answer that was: answer 1 and answer 2 as generated.")
 
 
 def _batch(b) -> str | None:
@@ -44,8 +52,8 @@ def _progress_md(annotator, batch=None) -> str:
         mine = store.progress(store.check_annotator(annotator), _batch(batch)) if (annotator or "").strip() else None
     except store.StoreError:
         mine = None
-    you = f"**{annotator.strip()}: {mine['done']} of {mine['total']}** labeled · " if mine else ""
-    per = ", ".join(f"{k} {v}" for k, v in st["per_annotator"].items()) or "none yet"
+    you = f"**{escape_md(annotator.strip())}: {mine['done']} of {mine['total']}** labeled · " if mine else ""
+    per = ", ".join(f"{escape_md(k)} {v}" for k, v in st["per_annotator"].items()) or "none yet"
     plural = lambda n, word: f"{n} {word}{'s' * (n != 1)}"  # noqa: E731
     return (f"{you}{plural(st['pairs'], 'pair')} · {plural(st['labels'], 'label')} by "
             f"{plural(st['annotators'], 'annotator')} ({per})")
@@ -69,22 +77,33 @@ def pref_label(pair_id: int, choice: str, annotator: str) -> tuple[int | None, s
 
 
 # --------------------------------------------------------------------------- page handlers
+def _sides(p: dict) -> tuple[dict, dict]:
+    """The A and B boxes for a pair read for an annotator: its text, and a label that marks an answer cut at
+    max new tokens (it never reached the model's end token)."""
+    cut = pref_pairs.cut(p)
+    limit = (p.get("sampling") or {}).get("max_new_tokens")
+    def box(side):
+        label = side if not cut[side] else f"{side} · ✂ cut at {limit} new tokens (the model had not finished)"
+        return gr.update(value=_md(p[side]), label=label)
+    return box("A"), box("B")
+
+
 def _view(annotator, batch, model_spec=None, auto=False):
     """Everything the page shows for the next pair: id, prompt, A, B, progress, time shown, cleared extras."""
     try:
-        pid, prompt, a, b = pref_next(annotator, batch)
+        p = store.next_pair(annotator, _batch(batch))
     except store.StoreError as e:
-        return (None, gr.update(value=f"⚠️ {e}", label="Prompt"), "", "", _progress_md(annotator, batch), None, None,
-                "", "")
+        return (None, gr.update(value=f"⚠️ {e}", label="Prompt"), gr.update(value="", label="A"),
+                gr.update(value="", label="B"), _progress_md(annotator, batch), None, None, "", "")
     if auto and model_spec:  # keep pairs ahead of this annotator (labs.preference.refill, in a thread)
         BACKGROUND.start(annotator, model_spec, batch=_batch(batch))
-    if pid is None:
+    if p is None:
         note = NONE_LEFT + (" More pairs are being made in the background." if BACKGROUND.running else "")
         if BACKGROUND.error and not BACKGROUND.running:
             note += f" ⚠️ The last background refill failed: {BACKGROUND.error}"
-        return (None, gr.update(value=note, label="Prompt"), "", "", _progress_md(annotator, batch), None, None,
-                "", "")
-    return (pid, gr.update(value=prompt, label=f"Prompt (pair {pid})"), _md(a), _md(b),
+        return (None, gr.update(value=note, label="Prompt"), gr.update(value="", label="A"),
+                gr.update(value="", label="B"), _progress_md(annotator, batch), None, None, "", "")
+    return (p["id"], gr.update(value=store.prompt_text(p["prompt"]), label=f"Prompt (pair {p['id']})"), *_sides(p),
             _progress_md(annotator, batch), time.time(), None, "", "")
 
 
@@ -103,7 +122,8 @@ def act(choice, pair_id, annotator, batch, strength, reason, ideal, shown_at, mo
                     reason=reason, ideal=ideal, seconds=seconds)
     except store.StoreError as e:
         gr.Warning(str(e))
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"⚠️ {e}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"⚠️ {escape_md(e)}", gr.skip(), gr.skip(), gr.skip(), \
+            gr.skip()
     return _view(annotator, batch, model_spec, auto)
 
 
@@ -118,7 +138,7 @@ def undo(annotator, batch, model_spec, auto):
         return _view(annotator, batch, model_spec, auto)
     p = store.get_pair(pid, annotator)  # show the undone pair again, in the same order as before
     return (pid, gr.update(value=store.prompt_text(p["prompt"]), label=f"Prompt (pair {pid}, label undone)"),
-            _md(p["A"]), _md(p["B"]), _progress_md(annotator, batch), time.time(), None, "", "")
+            *_sides(p), _progress_md(annotator, batch), time.time(), None, "", "")
 
 
 def start_ideal(which, pair_id, annotator):
@@ -128,38 +148,69 @@ def start_ideal(which, pair_id, annotator):
     return p[which]
 
 
-def _load_models(spec, spec_b):
+def _model_ready(spec) -> bool:
     from labs import models
-    model = models.CACHE.get((spec or "").strip() or None)
-    model_b = models.CACHE.get(spec_b.strip()) if (spec_b or "").strip() else None
-    return model, model_b
+    return ((spec or "").strip() or models.DEFAULT_MODEL) in models.CACHE.loaded_specs()
 
 
 def make_pairs(spec, spec_b, source, typed, n, temperature, top_p, max_new_tokens, seed, progress=gr.Progress()):
-    """Generate pairs into the store (two samples of the header's model, or one from each of two models)."""
+    """Generate pairs into the store (two samples of the header's model, or one from each of two models). A
+    generator: the note under the button says what is happening now - loading the model (only while one
+    loads: its first use, or a load the header started, which this waits for), then generating pairs i/n."""
     from labs import models
     try:
         prompts = pref_pairs.typed_prompts(typed) if source == "typed below" else \
             pref_pairs.load_prompts(source or "prompts", "train")
         n = int(n)
         prompts = [prompts[i % len(prompts)] for i in range(n)]
-        progress(0, desc="loading the model")
-        model, model_b = _load_models(spec, spec_b)
+        loaded = []
+        for s in [spec] + ([spec_b] if (spec_b or "").strip() else []):
+            name = (s or "").strip() or models.DEFAULT_MODEL
+            if not _model_ready(name):
+                yield f"⏳ Loading the model `{name}` (its first use in this app; then the pairs are generated)", \
+                    gr.skip()
+            loaded.append(models.CACHE.get(name))
+        model, model_b = loaded[0], (loaded[1] if len(loaded) > 1 else None)
+        yield f"⏳ Generating {n} pair{'s' * (n != 1)} with `{model.source.spec}`…", gr.skip()
         t0 = time.perf_counter()
         ids = pref_pairs.make_pairs(prompts, model, model_b, temperature=float(temperature), top_p=float(top_p),
                                     max_new_tokens=int(max_new_tokens), seed=int(seed),
-                                    progress=lambda d, t: progress(d / t, desc=f"{d} of {t} prompts"))
+                                    progress=lambda d, t: progress((d, t), desc="generating pairs", unit="pairs"))
     except (pref_pairs.PairsError, models.ModelError, store.StoreError, ValueError) as e:
         gr.Warning(str(e))
-        return f"⚠️ {e}", gr.skip()
+        yield f"⚠️ {escape_md(e)}", gr.skip()
+        return
     dt = time.perf_counter() - t0
-    return (f"Made **{len(ids)} pairs** in {dt:.1f} s ({2 * len(ids) / max(dt, 1e-9):.1f} responses/s, batched) "
-            f"from `{model.source.spec}`" + (f" vs `{model_b.source.spec}`" if model_b else " (two samples each)"),
-            gr.update(choices=_batch_choices()))
+    cut = sum(any(pref_pairs.cut(p)[s] for s in "ab") for p in map(store.get_pair, ids))
+    yield (f"Made **{len(ids)} pairs** in {dt:.1f} s ({2 * len(ids) / max(dt, 1e-9):.1f} responses/s, batched) "
+           f"from `{model.source.spec}`" + (f" vs `{model_b.source.spec}`" if model_b else " (two samples each)")
+           + (f". {cut} of them have an answer cut at {int(max_new_tokens)} new tokens (marked ✂ where it is "
+              f"shown): raise *Max new tokens* for whole answers." if cut else ""),
+           gr.update(choices=_batch_choices()))
 
 
 def _batch_choices() -> list[str]:
     return ["all batches"] + [b["batch"] for b in store.batches()]
+
+
+def page_load(typed, batch):
+    """At each page load (and when the tab is opened): the header's counts and the batches, read from the store
+    now (not when the app started)."""
+    return _progress_md(typed or "", batch), gr.update(choices=_batch_choices())
+
+
+def recall(remembered, typed, batch):
+    """The name this browser remembers, once its storage is read (the tab's first display), unless one is typed."""
+    name = (remembered or "").strip()
+    if (typed or "").strip() or not name:
+        return gr.skip(), gr.skip()
+    return name, _progress_md(name, batch)
+
+
+def _seen(choice_seen: str, stored: str) -> str:
+    if stored in ("a", "b"):
+        return f"{choice_seen} (answer {'1' if stored == 'a' else '2'})"
+    return {"both_bad": "both bad"}.get(stored, stored)
 
 
 def agreement(batch):
@@ -168,34 +219,43 @@ def agreement(batch):
         md = "Agreement needs at least two annotators on the same pairs."
     else:
         k = a["kappa"]
-        md = (f"**{a['measure']}** over {a['items']} pairs labeled by all of {', '.join(a['annotators'])}: "
+        md = (f"**{a['measure']}** over {a['items']} pairs labeled by all of "
+              f"{', '.join(escape_md(n) for n in a['annotators'])}: "
               f"**{'–' if k is None else f'{k:.2f}'}** ({pref_labels.kappa_words(k)})"
               + (f"; raw agreement {a['raw_agreement']:.0%}" if a.get("raw_agreement") is not None else "")
-              + f". {len(a['disagreements'])} pairs with differing choices (below).")
-    df = pd.DataFrame([{"pair": d["pair_id"], "prompt": d["prompt"], "majority": d["majority"] or "no majority",
-                        **d["choices"]} for d in a["disagreements"]])
-    return md, df
+              + f". {len(a['disagreements'])} pairs with differing choices (below). {AGREE_NOTE}")
+    majority = {"a": "answer 1", "b": "answer 2", "tie": "tie", "both_bad": "both bad", None: "no majority"}
+    rows = [{"pair": d["pair_id"], "prompt": d["prompt"], "answer 1": d["a"][:300], "answer 2": d["b"][:300],
+             "majority": majority[d["majority"]],
+             **{who: _seen(d["seen"][who], c) for who, c in d["choices"].items()}} for d in a["disagreements"]]
+    return md, pd.DataFrame(rows, columns=[*AGREE_COLUMNS, *a["annotators"]] if rows else AGREE_COLUMNS)
 
 
 def export(fmt, batch, name):
     from labs import data
-    rows = (pref_labels.to_dpo if fmt == "dpo" else pref_labels.to_kto)(_batch(batch))
-    if not rows:
-        gr.Warning("No labels to export yet.")
-        return None, "⚠️ no labels to export yet"
+    from labs.preference.config import preset
+    from labs.preference.recipe import optimizer_steps
+    ex = pref_labels.export(fmt, _batch(batch))
+    if not ex.rows:
+        gr.Warning(f"Nothing to export: {ex.summary()}.")
+        return None, f"⚠️ Nothing to export: {escape_md(ex.summary())}."
     path = Path(tempfile.mkdtemp(prefix="prefs-")) / f"preferences-{fmt}.jsonl"
-    clean = [{k: v for k, v in r.items() if k in ("prompt", "chosen", "rejected", "completion", "label")} for r in rows]
+    clean = [{k: v for k, v in r.items() if k in ("prompt", "chosen", "rejected", "completion", "label")}
+             for r in ex.rows]
     data.write_jsonl(clean, path)
-    note = f"Wrote **{len(rows)} {fmt.upper()} rows**."
+    note = f"Wrote {escape_md(ex.summary())}."
+    warning = ex.warning(optimizer_steps(preset("dpo"), len(ex.rows)))
+    if warning:
+        note += f"\n\n⚠️ {escape_md(warning)}"
     if (name or "").strip():
         try:
             split = data.split_rows(clean, validation=0.1, test=0.0, seed=0,
                                     stratify_by="label" if fmt == "kto" else None)
             data.save_dataset(name.strip(), split, fmt="preference" if fmt == "dpo" else "kto",
                               source="preference labels", overwrite=True)
-            note += f" Saved as dataset **{name.strip()}** (every tab's dataset picker shows it)."
+            note += f"\n\nSaved as dataset **{escape_md(name.strip())}** (every tab's dataset picker shows it)."
         except (data.DataError, ValueError) as e:
-            note += f" ⚠️ not saved: {e}"
+            note += f"\n\n⚠️ not saved: {escape_md(e)}"
     return str(path), note
 
 
@@ -209,7 +269,8 @@ def build(ctx):
         annotator = gr.Textbox(label="Your name (labels are recorded per person)", scale=2, elem_id="pref-annotator")
         batch = gr.Dropdown(_batch_choices(), value="all batches", label="Batch", scale=2, allow_custom_value=False)
         next_btn = gr.Button("Start / next pair", scale=1, variant="primary")
-    progress_md = gr.Markdown(_progress_md(""))
+    remembered = gr.BrowserState("", storage_key=NAME_KEY, secret=NAME_KEY)  # this browser's last typed name
+    progress_md = gr.Markdown(_progress_md(""), elem_id="pref-progress", **NO_MARKUP)
     with gr.Accordion("Make pairs", open=store.stats()["pairs"] == 0):
         with gr.Row():
             source = gr.Dropdown(["prompts", "typed below", *dataset_choices()], value="prompts",
@@ -226,7 +287,7 @@ def build(ctx):
             make_btn = gr.Button("Generate pairs")
             auto = gr.Checkbox(value=True, label=f"Keep pairs ahead of me (make {MAKE} more in the background "
                                                  f"when {KEEP} are left)")
-        make_md = gr.Markdown()
+        make_md = gr.Markdown(elem_id="pref-make-note", **NO_MARKUP)
 
     pair_id = gr.Number(value=None, visible=False, precision=0)
     shown_at = gr.State(None)
@@ -254,14 +315,15 @@ def build(ctx):
 
     with gr.Accordion("Annotators and agreement", open=False):
         agree_btn = gr.Button("Compute agreement")
-        agree_md = gr.Markdown()
-        agree_df = gr.Dataframe(label="Pairs with differing choices", wrap=True)
+        agree_md = gr.Markdown(**NO_MARKUP)
+        agree_df = gr.Dataframe(pd.DataFrame(columns=AGREE_COLUMNS), label="Pairs with differing choices", wrap=True,
+                                elem_id="pref-disagreements")
     with gr.Accordion("Export the labels", open=False):
         with gr.Row():
             fmt = gr.Radio(["dpo", "kto"], value="dpo", label="Format (TRL's preference or unpaired rows)")
             ds_name = gr.Textbox(label="Also save as a dataset named (optional)", placeholder="my-preferences")
             export_btn = gr.Button("Export")
-        export_note = gr.Markdown()
+        export_note = gr.Markdown(elem_id="pref-export-note", **NO_MARKUP)
         export_file = gr.File(label="JSONL", interactive=False)
 
     try:
@@ -277,6 +339,13 @@ def build(ctx):
     common = [pair_id, annotator, batch, strength, reason, ideal, shown_at, ctx.model_spec, auto]
     gr.on([next_btn.click, annotator.submit, batch.change], show_next, [annotator, batch, ctx.model_spec, auto], view,
           api_visibility="private")
+    ctx.on_load(page_load, [progress_md, batch], [annotator, batch])
+    # the browser reads its storage when this tab is first shown (Gradio renders a tab's content then), and says
+    # so with a change event: that fills the name in; a name typed and left (or entered) is remembered
+    remembered.change(recall, [remembered, annotator, batch], [annotator, progress_md], queue=False,
+                      show_progress="hidden", api_visibility="private")
+    gr.on([annotator.blur, annotator.submit], lambda name: (name or "").strip() or gr.skip(), annotator, remembered,
+          queue=False, show_progress="hidden", api_visibility="private")
     for btn, choice in ((a_btn, "A"), (b_btn, "B"), (tie_btn, "tie"), (bad_btn, "both_bad"), (skip_btn, "skip")):
         btn.click(lambda *args, c=choice: act(c, *args), common, view, api_visibility="private")
     undo_btn.click(undo, [annotator, batch, ctx.model_spec, auto], view, api_visibility="private")
@@ -285,7 +354,7 @@ def build(ctx):
     source.change(lambda s: gr.update(visible=s == "typed below"), source, typed, api_visibility="private")
     batch.focus(lambda: gr.update(choices=_batch_choices()), None, batch, queue=False, api_visibility="private")
     make_btn.click(make_pairs, [ctx.model_spec, spec_b, source, typed, n, temperature, top_p, max_new, seed],
-                   [make_md, batch], api_name="pref_make_pairs", **GPU_QUEUE)
+                   [make_md, batch], api_name="pref_make_pairs", show_progress_on=make_md, **GPU_QUEUE)
     agree_btn.click(agreement, batch, [agree_md, agree_df], api_name="pref_agreement")
     export_btn.click(export, [fmt, batch, ds_name], [export_file, export_note], api_name="pref_export")
     gr.api(pref_next, api_name="pref_next")
@@ -296,5 +365,8 @@ if __name__ == "__main__":
     from components.keys import KEYS_JS
     from components.shared import default_context
     with gr.Blocks(title="Preference labeler") as demo:
-        build(default_context())
+        context = default_context()
+        build(context)
+        for fn, outputs, inputs in context.loads:  # what app.py does: read the store at each page load
+            demo.load(fn, inputs, outputs, queue=False, show_progress="hidden", api_visibility="private")
     demo.queue().launch(head=KEYS_JS)

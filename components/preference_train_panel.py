@@ -15,7 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from components.form import Form
-from components.shared import GPU_QUEUE, dataset_choices, run_choices
+from components.shared import GPU_QUEUE, actor_of, dataset_choices, escape_md, run_choices, with_request
 from labs import runs, store
 from labs.preference import results as run_results
 from labs.errors import LabError
@@ -50,22 +50,40 @@ def config_yaml(model, *values):
     return FORM.preview(values, model=(model or "").strip() or PreferenceRunConfig.model)
 
 
-def start(model, *values):
-    """Validate the form and submit the run; returns (run id for the monitor, message)."""
+def start(model, *values, request: gr.Request = None):
+    """Validate the form and submit the run; returns (run id for the monitor, message). On the store's labels the
+    message says, before any training, what the labels give and leave out (as the export does), the optimizer
+    steps the run will make, and a warning when the pairs are too few to teach much."""
+    from labs.preference.recipe import load_rows, optimizer_steps, split_rows, store_export
     try:
         cfg = _cfg(model, values)
+        ex = None
         if cfg.store_batches() is not None:  # say it here, not in a failed run, when there is nothing to train on
-            from labs.preference.recipe import load_rows
+            ex = store_export(cfg)
             n = len(load_rows(cfg))
         else:
             n = None
-        run = runs.submit("preference", cfg.to_dict(), name=cfg.method)
+        run = runs.submit("preference", cfg.to_dict(), name=cfg.method, actor=actor_of(request))
     except LabError as e:
         gr.Warning(str(e))
-        return gr.update(), f"⚠️ **{e}**"
-    pairs = f"{n} labeled pairs, " if n is not None else ""
-    return (run.id, f"Started run `{run.id}` — {cfg.method.upper()}, {pairs}effective batch "
-                    f"{cfg.effective_batch()}; `{cfg.command(str(run.dir / 'config.yaml'))}`")
+        return gr.update(), f"⚠️ **{escape_md(e)}**"
+    msg = f"Started run `{run.id}` — {cfg.method.upper()}"
+    warning = None
+    if ex is not None:
+        train, held = split_rows(ex.rows, cfg.eval_fraction, cfg.seed)
+        steps = optimizer_steps(cfg, len(train))
+        held_note = f", {len(held)} held out" if held else ""
+        msg += (f", {n} labeled pairs{held_note}: {len(train)} to train on in {steps} optimizer "
+                f"step{'s' * (steps != 1)}, effective batch {cfg.effective_batch()}. From the store: "
+                f"{escape_md(ex.summary())}.")
+        warning = ex.warning(steps, by="this run")
+    else:
+        msg += f", effective batch {cfg.effective_batch()}."
+    msg += f" `{cfg.command(str(run.dir / 'config.yaml'))}`"
+    if warning:
+        gr.Warning(warning)
+        msg += f"\n\n⚠️ {escape_md(warning)}"
+    return run.id, msg
 
 
 def _fmt(v, pct=False):
@@ -98,29 +116,40 @@ def accuracy_markdown(m: dict) -> str:
     return "**Starting model vs trained** (measured after training, adapter off vs on)\n\n" + "\n".join(lines) + note
 
 
+BEFORE_AFTER = {"prompt": "prompt", "before": "starting model", "after": "trained", "before_words": "words before",
+                "after_words": "words after"}  # before_after.jsonl's keys -> the table's columns
+ODDS_COLUMNS = ["split", "prompt", "chosen", "rejected", "log odds before", "log odds after"]
+
+
+def _empty(columns) -> pd.DataFrame:
+    return pd.DataFrame(columns=list(columns))
+
+
 def details(run_id):
     """Live reward charts, then (after the run) the before/after table, accuracies and the per-pair odds."""
     from labs.preference.odds import WHY_NOT_A_COLUMN
     from labs.preference.plots import odds_figure, rewards_figure
+    ba, odds_df = _empty(BEFORE_AFTER.values()), _empty(ODDS_COLUMNS)
     if not run_id:
-        return (None, None, "", None, None, "")
+        return (None, ba, "", odds_df, None, "")
     try:
         r = run_results(run_id)
     except runs.RunError as e:
-        return (None, None, f"⚠️ {e}", None, None, "")
-    md, why, ba, odds_df, odds_fig = "", "", None, None, None
+        return (None, ba, f"⚠️ {escape_md(e)}", odds_df, None, "")
+    md, why, odds_fig = "", "", None
     if r["eval_metrics"] is not None:
         md = accuracy_markdown(r["eval_metrics"])
         if r["steps"] is not None:
             seconds = "?" if r["train_seconds"] is None else r["train_seconds"]
             md += f"\n\nTraining time: {seconds} s over {r['steps']} steps."
     if r["before_after"] is not None:
-        ba = pd.DataFrame(r["before_after"])
+        ba = pd.DataFrame(r["before_after"]).rename(columns=BEFORE_AFTER)
     if r["odds"] is not None:
         odds_fig = odds_figure(r["odds"])
         odds_df = pd.DataFrame([{"split": o["split"], "prompt": o["prompt"][:120], "chosen": o["chosen"][:160],
                                  "rejected": o["rejected"][:160], "log odds before": round(o["log_odds_before"], 3),
-                                 "log odds after": round(o["log_odds_after"], 3)} for o in r["odds"]])
+                                 "log odds after": round(o["log_odds_after"], 3)} for o in r["odds"]],
+                               columns=ODDS_COLUMNS)
         why = WHY_NOT_A_COLUMN
     return rewards_figure(r["metrics"]), ba, md, odds_df, odds_fig, why
 
@@ -201,12 +230,14 @@ def build_training(ctx):
     start_btn, yaml_btn, msg, yaml_box, cmd_box = FORM.controls()
 
     mon = ctx.run_monitor("pref_train", recipe="preference")
-    rewards_plot = gr.Plot(label="Rewards · margin · reward accuracy · log-probabilities")
-    acc_md = gr.Markdown()
-    before_after = gr.Dataframe(label="Held-out prompts: starting model vs trained (greedy)", wrap=True)
+    rewards_plot = gr.Plot(label="Rewards · margin · reward accuracy · log-probabilities", elem_id="pref-rewards")
+    acc_md = gr.Markdown(elem_id="pref-accuracy")
+    before_after = gr.Dataframe(_empty(BEFORE_AFTER.values()), label="Held-out prompts: starting model vs trained "
+                                "(greedy)", wrap=True, elem_id="pref-before-after")
     with gr.Row():
-        odds_df = gr.Dataframe(label="ORPO's log odds ratio per labeled pair", wrap=True, scale=3)
-        odds_plot = gr.Plot(label="Log odds ratio before vs after", scale=2)
+        odds_df = gr.Dataframe(_empty(ODDS_COLUMNS), label="ORPO's log odds ratio per labeled pair", wrap=True, scale=3,
+                               elem_id="pref-odds")
+        odds_plot = gr.Plot(label="Log odds ratio before vs after", scale=2, elem_id="pref-odds-plot")
     why_md = gr.Markdown()
     with gr.Accordion("Blind A/B: trained vs starting model (win rate with its 95% interval)", open=False):
         gr.Markdown("For each held-out prompt, one sampled answer of the finished run above and one of its starting "
@@ -227,7 +258,7 @@ def build_training(ctx):
     w["data"].focus(lambda: gr.update(choices=data_choices()), None, w["data"], queue=False, api_visibility="private")
     yaml_btn.click(config_yaml, [ctx.model_spec, *form], [yaml_box, cmd_box], api_name="pref_train_config_yaml",
                    queue=False)
-    start_btn.click(start, [ctx.model_spec, *form], [mon.run_id, msg], api_name="pref_train_start").success(
+    start_btn.click(with_request(start), [ctx.model_spec, *form], [mon.run_id, msg], api_name="pref_train_start").success(
         lambda rid: gr.update(choices=run_choices("preference"), value=rid), mon.run_id, mon.run_id, queue=False,
         api_visibility="private")
     out = [rewards_plot, before_after, acc_md, odds_df, odds_plot, why_md]

@@ -18,7 +18,7 @@ import gradio as gr
 import pandas as pd
 
 from components.form import Form
-from components.shared import GPU_QUEUE, dataset_choices, run_choices
+from components.shared import GPU_QUEUE, actor_of, dataset_choices, run_choices, with_request
 from labs import runs
 from labs.encoder import results as run_results
 from labs.encoder.config import PRESETS, EncoderRunConfig, preset
@@ -32,6 +32,7 @@ CLASS_METRICS = [("accuracy", "accuracy"), ("precision_macro", "precision (macro
                  ("f1_weighted", "F1 (weighted)")]
 QA_METRICS = [("exact_match", "exact match"), ("f1", "token F1")]
 DEFAULT_GRID = "learning_rate=5e-5,1e-4,2e-4 num_epochs=4,6"
+PRED_COLUMNS = ["correct", "prediction", "reference", "input"]  # predictions_table's (+ "token F1" for QA)
 INTRO = (
     "**When an encoder is the better tool.** The answer is one of a fixed set of labels (sentiment, topic, "
     "intent) or a span of a text you already have (extractive QA): a BERT-size encoder with a small head learns "
@@ -65,13 +66,13 @@ def config_yaml(*values):
     return FORM.preview(values)
 
 
-def start(*values):
+def start(*values, request: gr.Request = None):
     """Validate the form (and that the dataset can be read), submit the run; returns (run id, message)."""
     from labs.encoder.data import load_splits
     try:
         cfg = _cfg(values)
         splits, labels = load_splits(cfg.dataset, cfg.task, cfg.seed)  # a bad dataset is refused here, not in a run
-        run = runs.submit("encoder", cfg.to_dict(), name=f"{cfg.task}-{cfg.method}")
+        run = runs.submit("encoder", cfg.to_dict(), name=f"{cfg.task}-{cfg.method}", actor=actor_of(request))
     except LabError as e:
         gr.Warning(str(e))
         return gr.update(), f"⚠️ **{e}**"
@@ -150,7 +151,10 @@ def details_follow(run_id, seen, drawn):
     key = None if seen is None else (seen.run_id, seen.state, seen.metrics)
     if key is None or key == drawn:
         return gr.skip()
-    return (*details(run_id), key)
+    md, conf, preds = details(run_id)
+    # no confusion matrix (QA, or not scored yet): hidden; no predictions yet: the table's named columns
+    return (md, gr.update(value=conf, visible=conf is not None),
+            pd.DataFrame(columns=PRED_COLUMNS) if preds is None else preds, key)
 
 
 def results(run_id: str) -> dict:
@@ -234,9 +238,10 @@ def build_encoder(ctx):
     mon = ctx.run_monitor("encoder", recipe="encoder")
     scores_md = gr.Markdown()
     conf_df = gr.Dataframe(label="Confusion matrix (rows: reference label, columns: predicted label)",
-                           interactive=False)
-    preds_df = gr.Dataframe(label="Held-out predictions (wrong ones first)", wrap=True, interactive=False,
-                            max_height=420)
+                           interactive=False, visible=False)
+    preds_df = gr.Dataframe(pd.DataFrame(columns=PRED_COLUMNS), label="Held-out predictions (wrong ones first)",
+                            wrap=True, interactive=False, max_height=420,
+                            column_widths=["8%", "22%", "22%", "40%"])  # the rest: QA's token F1
 
     with gr.Accordion("Hyperparameter search", open=False):
         gr.Markdown(
@@ -267,7 +272,7 @@ def build_encoder(ctx):
     w["dataset"].focus(lambda: gr.update(choices=data_choices()), None, w["dataset"], queue=False,
                        api_visibility="private")
     yaml_btn.click(config_yaml, form, [yaml_box, cmd_box], api_name="encoder_config_yaml", queue=False)
-    start_btn.click(start, form, [mon.run_id, msg], api_name="encoder_start").success(
+    start_btn.click(with_request(start), form, [mon.run_id, msg], api_name="encoder_start").success(
         lambda rid: gr.update(choices=run_choices("encoder"), value=rid), mon.run_id, mon.run_id, queue=False,
         api_visibility="private")
     out = [scores_md, conf_df, preds_df]

@@ -15,13 +15,17 @@ import gradio as gr
 import pandas as pd
 
 from components.form import Form
-from components.shared import GPU_QUEUE, dataset_choices, run_choices
+from components.shared import GPU_QUEUE, actor_of, dataset_choices, run_choices, with_request
 from labs import runs
 from labs.errors import LabError
 from labs.sft import results as run_results
 from labs.sft.config import ConfigError, SFTRunConfig, preset
 
 DATASETS = ["instruct", "sentiment-real", "drugs-real", "assets/qa_varied"]
+# the tables' columns, named before a run has filled them; widths keep the answers on screen next to long prompts
+GEN_COLUMNS, GEN_WIDTHS = ["step", "prompt", "answer", "reference"], ["6%", "40%", "27%", "27%"]
+PRED_COLUMNS, PRED_WIDTHS = ["prompt", "reference", "prediction", "correct", "task"], ["34%", "25%", "25%", "8%", "8%"]
+CELL_CHARS = 300  # a cell shows its first 300 characters; a click on it shows the whole text
 FORM = Form(SFTRunConfig, exclude=("model",),  # the model comes from the header
             dynamic={"dataset": lambda: [*DATASETS, *dataset_choices()]})
 FIELDS = FORM.names
@@ -52,11 +56,11 @@ def config_yaml(model, *values):
     return FORM.preview(values, model=(model or "").strip() or SFTRunConfig.model)
 
 
-def start(model, *values):
+def start(model, *values, request: gr.Request = None):
     """Validate the form and submit the run; returns (run id for the monitor, message)."""
     try:
         cfg = _cfg(model, values)
-        run = runs.submit("sft", cfg.to_dict())
+        run = runs.submit("sft", cfg.to_dict(), actor=actor_of(request))
     except LabError as e:
         gr.Warning(str(e))
         return gr.update(), f"⚠️ **{e}**"
@@ -65,7 +69,13 @@ def start(model, *values):
             f"`{cfg.command(str(run.dir / 'config.yaml'))}`")
 
 
+def mask_preview_row(model, dataset, data_tasks, row, max_length, completion_only):
+    """The mask preview of training row `row`, counted from 1 as the form shows it (the sft_mask_preview API)."""
+    return mask_preview(model, dataset, data_tasks, max(1, int(row or 1)) - 1, max_length, completion_only)
+
+
 def mask_preview(model, dataset, data_tasks, index, max_length, completion_only):
+    """Training row `index` (0-based, past the end: the last row) as tokens, those in the loss marked."""
     from labs import models
     from labs.data.mask import row_preview
     from labs.sft.data import DataError, load_splits
@@ -75,12 +85,12 @@ def mask_preview(model, dataset, data_tasks, index, max_length, completion_only)
     except (DataError, models.ModelError) as e:
         gr.Warning(str(e))
         return [], f"⚠️ {e}"
-    row = rows[int(index or 0) % len(rows)]
-    toks, cut = row_preview(tok, row, int(max_length), bool(completion_only))
+    index = max(0, min(int(index or 0), len(rows) - 1))
+    toks, cut = row_preview(tok, rows[index], int(max_length), bool(completion_only))
     toks = [(t, m) for t, _, m in toks]
     n = sum(m for _, m in toks)
-    md = (f"{len(toks)} tokens, **{n} trained** (highlighted), {len(toks) - n} masked · row "
-          f"{int(index or 0) % len(rows)} of {len(rows)} training rows")
+    md = (f"{len(toks)} tokens, **{n} trained** (highlighted), {len(toks) - n} masked · training row "
+          f"{index + 1} of {len(rows)}")
     for k in ("warning", "note"):
         if cut.get(k):
             md += f"\n\n⚠️ {cut[k]}"
@@ -117,10 +127,10 @@ def details(run_id, overlay):
                 pass
     loss = loss_figure(series, title="Loss: this run and earlier runs") if len(series) > 1 else None
     extra = metric_figure(r["metrics"], ["learning_rate", "grad_norm", "tokens_per_s"])
-    table = None
+    table = pd.DataFrame(columns=GEN_COLUMNS)  # named columns while there is nothing yet
     if r["generations"]:
         table = pd.DataFrame([{**g, "prompt": g["prompt"][:120]} for g in r["generations"]])
-    md, preds = "", None
+    md, preds = "", pd.DataFrame(columns=PRED_COLUMNS)
     if r["eval_metrics"] is not None:
         n = "?" if r["n"] is None else r["n"]
         md = (f"**Held-out metrics** ({n} rows, answers by generation):\n\n| metric | base | fine-tuned |\n"
@@ -163,14 +173,15 @@ def compare(run_id, base_model, prompt, max_new_tokens):
     return generate.chat(base, prompt, n), generate.chat(tuned, prompt, n)
 
 
-def export(run_id, repo_id, token):
-    from labs.sft.export import ExportError, export as do_export, model_card
+def export(run_id, repo_id, token, request: gr.Request = None):
+    from labs.sft.export import export as do_export, model_card
     if not run_id:
         raise gr.Error("Pick a finished run first.")
     try:
         run = runs.get(run_id)
-        out = do_export(run.dir, push_to_hub=(repo_id or "").strip(), token=(token or "").strip() or None)
-    except (ExportError, runs.RunError) as e:
+        out = do_export(run.dir, push_to_hub=(repo_id or "").strip(), token=(token or "").strip() or None,
+                        actor=actor_of(request))
+    except LabError as e:
         raise gr.Error(str(e)) from None
     pushed = f" and pushed to `{repo_id}`" if (repo_id or "").strip() else ""
     return f"Merged model saved to `{out}`{pushed}.", model_card(run.dir)
@@ -189,7 +200,7 @@ def build(ctx):
     eff = gr.Markdown(effective_batch(default.batch_size, default.grad_accum))
     with gr.Accordion("What the loss trains on (mask preview)", open=False):
         with gr.Row():
-            row_ix = gr.Number(0, precision=0, label="Training row", scale=1)
+            row_ix = gr.Number(1, precision=0, label="Training row (from 1)", scale=1)  # 0 or less: row 1
             preview_btn = gr.Button("Show the trained tokens", scale=1)
         mask_md = gr.Markdown()
         mask_hl = gr.HighlightedText(label="Tokens (highlighted = in the loss)", color_map={"trained": "green"},
@@ -203,16 +214,18 @@ def build(ctx):
         load_btn = gr.Button("Load this run's config into the form", scale=1)
     overlay_plot = gr.Plot(label="Overlay")
     extra_plot = gr.Plot(label="Learning rate · grad norm · tokens/s")
-    gens = gr.Dataframe(label="Answers to fixed validation prompts at each evaluation", wrap=True)
+    gens = gr.Dataframe(pd.DataFrame(columns=GEN_COLUMNS), label="Answers to fixed validation prompts at each "
+                        "evaluation", wrap=True, column_widths=GEN_WIDTHS, max_chars=CELL_CHARS, interactive=False)
     task_md = gr.Markdown()
-    preds = gr.Dataframe(label="Held-out predictions", wrap=True)
+    preds = gr.Dataframe(pd.DataFrame(columns=PRED_COLUMNS), label="Held-out predictions (click a cell for its "
+                         "whole text)", wrap=True, column_widths=PRED_WIDTHS, max_chars=CELL_CHARS, interactive=False)
 
     gr.Markdown("### After training: base vs fine-tuned")
     with gr.Row():
         prompt = gr.Textbox(label="Prompt", lines=3, scale=4,
                             value="Extract the person's name, city and age as YAML with the keys name, city, age."
                                   "\n\nLena Novak is 41 years old and lives in Porto.")
-        max_new = gr.Slider(8, 256, value=64, step=8, label="Max new tokens", scale=1)
+        max_new = gr.Slider(8, 256, value=64, step=8, label="Max new tokens", scale=1, min_width=240)  # 256 fits
     compare_btn = gr.Button("Ask both")
     with gr.Row():
         base_out = gr.Textbox(label="Base model", lines=4)
@@ -229,11 +242,11 @@ def build(ctx):
     preset_dd.change(apply_preset, preset_dd, [*form, preset_note], api_name="sft_preset", queue=False)
     gr.on([w["batch_size"].change, w["grad_accum"].change], effective_batch, [w["batch_size"], w["grad_accum"]],
           eff, queue=False, api_visibility="private")
-    preview_btn.click(mask_preview, [ctx.model_spec, w["dataset"], w["data_tasks"], row_ix, w["max_length"],
+    preview_btn.click(mask_preview_row, [ctx.model_spec, w["dataset"], w["data_tasks"], row_ix, w["max_length"],
                                      w["completion_only"]], [mask_hl, mask_md], api_name="sft_mask_preview")
     yaml_btn.click(config_yaml, [ctx.model_spec, *form], [yaml_box, cmd_box], api_name="sft_config_yaml",
                    queue=False)
-    start_btn.click(start, [ctx.model_spec, *form], [mon.run_id, msg], api_name="sft_start").success(
+    start_btn.click(with_request(start), [ctx.model_spec, *form], [mon.run_id, msg], api_name="sft_start").success(
         lambda rid: gr.update(choices=run_choices("sft"), value=rid), mon.run_id, mon.run_id, queue=False,
         api_visibility="private")
     load_btn.click(load_config, mon.run_id, form, api_name="sft_load_config", queue=False)

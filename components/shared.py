@@ -11,7 +11,9 @@ from typing import NamedTuple
 
 import gradio as gr
 
-from labs import paths, runs
+from labs import access, paths, runs
+from labs.errors import LabError
+from labs.runs import progress
 
 GPU_QUEUE = dict(concurrency_id="gpu", concurrency_limit=1)  # one model-heavy handler at a time
 
@@ -43,14 +45,12 @@ def default_context() -> AppContext:
 
 
 # --------------------------------------------------------------------------- formatting
-def fmt_duration(seconds) -> str:
-    if seconds is None:
-        return "–"
-    s = int(seconds)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+fmt_duration = progress.fmt_duration  # 0:05, 12:34, 1:02:03
 
 
 def run_choices(recipe: str | None = None) -> list[tuple[str, str]]:
+    """(label, run id) of the runs of `recipe`, newest first; the label shows the state Run.status() decides
+    (the monitor relabels its picker when the state it shows changes)."""
     out = []
     for r in runs.list_runs():
         st = r.status()
@@ -62,8 +62,8 @@ def run_choices(recipe: str | None = None) -> list[tuple[str, str]]:
 
 def preferred_run(recipe: str | None = None) -> str | None:
     """The run a page shows first: a running one, else a queued one, else the newest (None: no runs yet)."""
-    found = [(r.id, r.status().get("state")) for r in runs.list_runs()
-             if not recipe or r.status().get("recipe", r.recipe) == recipe]
+    found = [(r.id, st.get("state")) for r, st in ((r, r.status()) for r in runs.list_runs())
+             if not recipe or st.get("recipe", r.recipe) == recipe]
     for state in ("running", "stopping", "queued"):
         active = [rid for rid, st in found if st == state]
         if active:
@@ -72,34 +72,68 @@ def preferred_run(recipe: str | None = None) -> str | None:
 
 
 def status_markdown(run_id: str | None) -> str:
+    """The monitor's text: state and times, the current phase with its bar, count and ETA, the whole job's
+    time left (with its bar once every phase ahead is timed), the phases, the last loss. A queued run: its
+    place and estimated start from the jobs ahead."""
     if not run_id:
         return "No run selected."
     try:
         run = runs.get(run_id)
     except runs.RunError as e:
         return f"⚠️ {e}"
-    st = run.status()
+    st, now = run.status(), time.time()
     state = st.get("state")
-    parts = [f"**{state}** · `{run.id}`"]
+    head = [f"**{state}** · `{run.id}`"]
+    times = progress.times_words(st, now)
+    if times:
+        head.append(times)
+    lines = []
     if state == "queued":
         pos = st.get("queue_position")
-        parts.append(f"waiting for the training slot (place {pos} in the queue)" if pos else "starting")
-    step, total = st.get("step"), st.get("max_steps")
-    if step is not None and total:
-        parts.append(f"step {step}/{total} ({100 * step / total:.0f}%)")
-    if state in ("running", "stopping"):
-        parts.append(f"ETA {fmt_duration(st.get('eta_s'))}")
+        if pos:
+            head.append(f"place {pos} in the queue")
+            est = runs.start_estimate(run, now)
+            lines.append(f"estimated start: {progress.start_words(est, lambda rid: f'`{rid}`')}" if est["ahead"]
+                         else "estimated start: now (no job ahead)")
+        else:
+            head.append("starting")
+    cur = progress.current(st, now)
+    if cur and cur["detail"]:  # a stage may name a model path: shown as typed, not as markup
+        cur["detail"] = escape_md(cur["detail"])
+    if cur and state in ("running", "stopping"):
+        if cur["total"]:
+            lines.append(f"{cur['name']} `{progress.bar(cur['fraction'])}` "
+                         + progress.current_words(cur).removeprefix(cur["name"]).lstrip())
+        else:
+            since = f" · since {time.strftime('%H:%M:%S', time.localtime(cur['since']))}" if cur["since"] else ""
+            lines.append(progress.current_words(cur) + since)
+        whole = progress.overall_fraction(st, now)
+        if whole is not None:
+            lines.append(f"whole job `{progress.bar(whole)}` {100 * whole:.0f}% · {progress.left_words(st, now)}")
+        else:
+            lines.append(f"whole job: {progress.left_words(st, now)}")
+        if state == "stopping":
+            lines.append("stopping: training ends after the current step (a checkpoint is saved); the phases "
+                         "after it still run")
+    elif state in ("stopped", "failed", "interrupted") and progress.ended_words(st):
+        lines.append(progress.ended_words(st))
+    plan = progress.phases_words(st)
+    if plan and state != "queued":
+        lines.append(plan)
     rows = run.metrics()
+    tail = []
     last = next((r for r in reversed(rows) if r.get("loss") is not None), None)
     if last:
-        parts.append(f"loss {last['loss']:.4f}")
+        tail.append(f"loss {last['loss']:.4f}")
     ev = next((r for r in reversed(rows) if r.get("eval_loss") is not None), None)
     if ev:
-        parts.append(f"eval loss {ev['eval_loss']:.4f}")
+        tail.append(f"eval loss {ev['eval_loss']:.4f}")
     tps = next((r["tokens_per_s"] for r in reversed(rows) if r.get("tokens_per_s")), None)
     if tps:
-        parts.append(f"{tps:.0f} tokens/s")
-    return " · ".join(parts)
+        tail.append(f"{tps:.0f} tokens/s")
+    if tail:
+        lines.append(" · ".join(tail))
+    return "\n\n".join([" · ".join(head), *lines])
 
 
 def error_markdown(run_id: str | None) -> str:
@@ -151,6 +185,7 @@ class RunView(NamedTuple):
     queue_position: int | None
     metrics: tuple | None  # metrics.jsonl (size, mtime_ns): changes with every training log
     status: tuple | None   # status.json (size, mtime_ns): rewritten about once a second while training
+    ahead: tuple | None = None  # a queued run: (id, status stamp) of each job ahead; its start estimate moves
 
 
 def run_view(run_id: str | None) -> RunView:
@@ -161,8 +196,11 @@ def run_view(run_id: str | None) -> RunView:
     except runs.RunError:
         return RunView(run_id, "missing", None, None, None)
     st = run.status()
+    ahead = None
+    if st.get("state") == "queued" and st.get("queue_position"):
+        ahead = tuple((rid, runs.Run(run.dir.parent / rid).stamp("status")) for rid in runs.queue_ahead(run))
     return RunView(run_id, st.get("state"), st.get("queue_position"), run.stamp("metrics"),
-                   run.stamp("status"))
+                   run.stamp("status"), ahead)
 
 
 def is_live(view: RunView | None) -> bool:
@@ -180,14 +218,26 @@ def refresh(run_id, smoothing=0.0, log_scale=False):
     return status_markdown(run_id), fig, error_markdown(run_id)
 
 
-def _act(action, run_id):
+def _act(action, run_id, request: gr.Request | None = None):
     if not run_id:
         raise gr.Error("Pick a run first.")
     try:
-        {"stop": runs.stop, "kill": runs.kill, "resume": runs.resume}[action](run_id)
-    except runs.RunError as e:
+        {"stop": runs.stop, "kill": runs.kill, "resume": runs.resume}[action](run_id, actor=actor_of(request))
+    except LabError as e:  # a run in another state, or someone else's run in a shared lab
         raise gr.Error(str(e)) from None
     return status_markdown(run_id)
+
+
+def stop_run(run_id, request: gr.Request = None):
+    return _act("stop", run_id, request)
+
+
+def kill_run(run_id, request: gr.Request = None):
+    return _act("kill", run_id, request)
+
+
+def resume_run(run_id, request: gr.Request = None):
+    return _act("resume", run_id, request)
 
 
 def show(run_id, smoothing=0.0, log_scale=False):
@@ -245,9 +295,23 @@ def run_monitor(prefix: str, recipe: str | None = None, every_s: float = 2.0) ->
     refresh_btn.click(refresh, inputs, [status, loss_plot, error], queue=False, api_name=f"{prefix}_run_status").then(
         lambda: (None, gr.Timer(active=True)), None, [seen, timer], queue=False, api_visibility="private")
     for btn, action in ((stop_btn, "stop"), (kill_btn, "kill"), (resume_btn, "resume")):
-        draws.append(btn.click(lambda rid, a=action: _act(a, rid), run_id, status, api_name=f"{prefix}_run_{action}")
+        handler = {"stop": stop_run, "kill": kill_run, "resume": resume_run}[action]
+        draws.append(btn.click(handler, run_id, status, api_name=f"{prefix}_run_{action}")
                      .success(show, inputs, outputs, queue=False, api_visibility="private"))  # Resume re-arms it
-    return RunMonitor(run_id, status, loss_plot, error, timer, seen, draws)
+    mon = RunMonitor(run_id, status, loss_plot, error, timer, seen, draws)
+    # the picker's labels carry a state ("· queued"): read again when the state drawn changes, so the picker
+    # never says queued while the monitor says running
+    labeled = gr.State(None)  # per browser session: the (run id, state) the labels were last read with
+    mon.after_draw(lambda view, was: relabel(recipe, view, was), [seen, labeled], [run_id, labeled])
+    return mon
+
+
+def relabel(recipe: str | None, view: RunView | None, labeled: tuple | None):
+    """The picker's choices read afresh when the run drawn is in another state than when they were read."""
+    key = (view.run_id, view.state) if view is not None else None
+    if key is None or key[0] is None or key == labeled:
+        return gr.skip(), gr.skip()
+    return gr.update(choices=run_choices(recipe)), key
 
 
 def dataset_choices() -> list[str]:
@@ -263,3 +327,58 @@ def dataset_choices() -> list[str]:
 
 def now() -> str:
     return time.strftime("%H:%M:%S")
+
+
+# --------------------------------------------------------------------------- who is asking (labs/access.py)
+def actor_of(request: gr.Request | None, typed: str | None = None) -> access.Actor:
+    """The person behind an event: the local user (local mode); the signed-in name from --auth (Gradio's
+    request.username) or from a Space's sign-in (the OAuth session); with --public the typed name. Never a
+    typed name where people sign in. Handlers pass it to the labs functions that check rights."""
+    s = access.settings()
+    if not s.shared:
+        return access.LOCAL
+    if s.identity == "oauth":
+        return access.actor(oauth_info(request).get("userinfo", {}).get("preferred_username"), via="oauth")
+    if s.identity == "auth":
+        return access.actor(getattr(request, "username", None), via="auth")
+    return access.actor((typed or "").strip() or None, via="public")
+
+
+def oauth_info(request: gr.Request | None) -> dict:
+    """The Space sign-in's session data (userinfo, access_token, scope), {} when signed out. Read from the
+    request's session, as Gradio itself does for gr.OAuthProfile: declaring that parameter would switch on
+    Gradio's OAuth routes in every mode, and locally they need a Hugging Face login."""
+    from gradio.helpers import _session_from_request
+    from gradio.oauth import _get_valid_oauth_info_from_session
+    try:
+        return _get_valid_oauth_info_from_session(_session_from_request(request)) or {}
+    except Exception:  # noqa: BLE001 - no session middleware (not signed in through OAuth): nobody
+        return {}
+
+
+def who_line(request: gr.Request | None = None) -> str:
+    """The header's line: who the page acts as (shared mode) — text, not markup."""
+    a = actor_of(request)
+    if not access.shared():
+        return ""
+    if a.via == "anonymous":
+        return "Not signed in: you can read, not write."
+    return f"Signed in as **{escape_md(a.name)}** ({a.role})" if a.via != "public" else \
+        "Public lab: type your name where you label or rate; names are not verified."
+
+
+def escape_md(text: str) -> str:
+    """Characters that Markdown would read as markup, escaped, so a name or a row shows as typed."""
+    import html
+    out = html.escape(str(text), quote=False)
+    return "".join("\\" + c if c in "\\`*_{}[]()#+-.!|>~" else c for c in out)
+
+
+def with_request(fn):
+    """An event handler that hands Gradio's request on to `fn(*values, request=...)`. Gradio passes gr.Request
+    only into a positional parameter before any *args, and the form handlers take the form's values as *values;
+    `fn` stays callable as fn(*values) from code and tests."""
+    def handler(request: gr.Request, *values):
+        return fn(*values, request=request)
+    handler.__name__, handler.__doc__ = fn.__name__, fn.__doc__  # not functools.wraps: Gradio would read fn's signature
+    return handler

@@ -164,8 +164,10 @@ def _decode(model, ids, mask, *, k: int, max_new_tokens: int, temperature: float
 
 def sample(model, tokenizer, prompts: list, *, k: int = 1, temperature: float = 0.0, top_p: float = 1.0,
            max_new_tokens: int = 128, seed: int | None = None, batch_size: int = 16,
-           adapter: bool = True) -> list[list[str]]:
-    """k answers for each prompt (a list of k strings per prompt, in the prompts' order)."""
+           adapter: bool = True, return_ended: bool = False) -> list[list]:
+    """k answers for each prompt (a list of k strings per prompt, in the prompts' order). With
+    `return_ended`, each answer is (text, ended): ended is False when the answer was cut at max_new_tokens
+    before the model wrote an end token."""
     import torch
     check_settings(k, temperature, top_p, max_new_tokens)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -190,8 +192,10 @@ def sample(model, tokenizer, prompts: list, *, k: int = 1, temperature: float = 
                     torch.manual_seed(seed + b)
                 new = _decode(model, ids, mask, k=k, max_new_tokens=max_new_tokens, temperature=temperature,
                               top_k=top_k, top_p=top_p, stop=stop, suppress=suppress, penalty=penalty)
-                texts = tokenizer.batch_decode(new, skip_special_tokens=True)
-                out += [[t.strip() for t in texts[j * k:(j + 1) * k]] for j in range(len(chunk))]
+                texts = [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+                if return_ended:  # _decode keeps every token but a stop token: all max_new_tokens = never stopped
+                    texts = [(t, len(n) < max_new_tokens) for t, n in zip(texts, new)]
+                out += [texts[j * k:(j + 1) * k] for j in range(len(chunk))]
     finally:
         model.train(was_training)
     return out

@@ -115,6 +115,33 @@ def restore(data_dir: str | Path, source: str | Path, force: bool = False) -> Pa
     return snap
 
 
+def export_zip(data_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Everything a restart would lose, as one zip to download: a snapshot (the database copied with the backup
+    API, labels and ratings also as JSONL, runs, datasets, loops) zipped into a temporary file."""
+    import tempfile
+    import zipfile
+    data_dir = Path(data_dir)
+    work = Path(tempfile.mkdtemp(prefix="lab-export-", dir=out_dir))
+    snap = save(data_dir, work / "snap", keep=1)
+    if (snap / DB).exists():
+        con = sqlite3.connect(snap / DB)
+        con.row_factory = sqlite3.Row
+        with contextlib.closing(con):
+            for table in ("pairs", "labels", "samples", "ratings", "guidelines"):
+                try:
+                    rows = [dict(r) for r in con.execute(f"SELECT * FROM {table} ORDER BY rowid")]  # noqa: S608
+                except sqlite3.OperationalError:  # a database from before that table
+                    continue
+                (snap / f"{table}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    out = work / f"lab-export-{time.strftime('%Y%m%d-%H%M%S')}.zip"
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(snap.rglob("*")):
+            if f.is_file():
+                z.write(f, f.relative_to(snap))
+    shutil.rmtree(work / "snap", ignore_errors=True)
+    return out
+
+
 class Scheduler:
     """Snapshots every `every_s` seconds in a thread, and once more at `stop()` (a clean shutdown)."""
 

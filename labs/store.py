@@ -75,6 +75,10 @@ CREATE TABLE IF NOT EXISTS ratings (
     simulated INTEGER NOT NULL DEFAULT 0,       -- 1 when a scripted rater gave it
     created_at REAL NOT NULL, updated_at REAL NOT NULL,
     UNIQUE (sample_id, rater));
+CREATE TABLE IF NOT EXISTS guidelines (         -- what annotators and raters are asked to judge by, versioned
+    version INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('preference', 'rating')),
+    text TEXT NOT NULL, author TEXT NOT NULL, created_at REAL NOT NULL);
 """
 RATING_KINDS = ("stars", "thumbs", "best_of_k")
 
@@ -134,6 +138,21 @@ def check_annotator(name: str | None) -> str:
     if len(name) > 64 or any(ord(c) < 32 for c in name):
         raise StoreError(f"annotator {name[:20]!r}...: up to 64 printable characters")
     return name
+
+
+def as_person(name: str | None, actor, action: str) -> str:
+    """The name a label or rating is recorded under. Local mode: the typed name. Shared mode: the signed-in
+    person (labs.access), who needs the right to `action`; a different typed name is refused, not recorded."""
+    from labs import access
+    if not access.shared():
+        return check_annotator(name)
+    actor = actor or access.ANONYMOUS
+    access.check(actor, action)
+    typed = (name or "").strip()
+    if typed and typed != actor.name and actor.via != "public":
+        raise access.RightsError(f"you are signed in as {actor.name}; labels and ratings are recorded under your "
+                                 f"own name, not {typed[:64]!r}")
+    return check_annotator(typed if actor.via == "public" and typed else actor.name)
 
 
 def _ensure_annotator(con, name: str) -> None:
@@ -202,9 +221,10 @@ def next_pair(annotator: str, batch: str | None = None) -> dict | None:
 
 
 def label(pair_id: int, annotator: str, choice: str, *, strength: int | None = None, reason: str | None = None,
-          ideal: str | None = None, seconds: float | None = None) -> dict:
-    """Commit one label; `choice` is A, B (as shown to this annotator), tie, both_bad, or skip."""
-    annotator = check_annotator(annotator)
+          ideal: str | None = None, seconds: float | None = None, actor=None) -> dict:
+    """Commit one label; `choice` is A, B (as shown to this annotator), tie, both_bad, or skip. In shared mode
+    the label is the signed-in `actor`'s (labs.access)."""
+    annotator = as_person(annotator, actor, "label")
     if choice not in CHOICES + ("skip",):
         raise StoreError(f"choice {choice!r}: one of {', '.join(CHOICES)} (or skip)")
     if strength is not None and int(strength) not in (1, 2, 3):
@@ -227,9 +247,10 @@ def label(pair_id: int, annotator: str, choice: str, *, strength: int | None = N
     return {"pair_id": int(pair_id), "annotator": annotator, "choice": stored, "shown": order}
 
 
-def undo(annotator: str) -> int | None:
-    """Remove this annotator's most recent label (or skip); returns its pair id, None when there is none."""
-    annotator = check_annotator(annotator)
+def undo(annotator: str, actor=None) -> int | None:
+    """Remove this annotator's most recent label (or skip); returns its pair id, None when there is none. In
+    shared mode only one's own."""
+    annotator = as_person(annotator, actor, "label")
     with _write() as con:
         row = con.execute("SELECT id, pair_id FROM labels WHERE annotator = ? ORDER BY updated_at DESC, id DESC "
                           "LIMIT 1", (annotator,)).fetchone()
@@ -282,32 +303,62 @@ def next_sample(rater: str, loop: str, round: int | None = None) -> dict | None:
     return _sample(row) if row else None
 
 
-def rate(sample_id: int, rater: str, rating: float, kind: str = "stars", simulated: bool = False) -> dict:
+def rate(sample_id: int, rater: str, rating: float, kind: str = "stars", simulated: bool = False, actor=None) -> dict:
     """Commit one rating: stars 1-5, thumbs (1 = down, 5 = up; also "up"/"down"), or best_of_k (5 for the
     best of a prompt's k samples, 1 for the others). A second rating by the same rater replaces the first."""
-    rater = check_annotator(rater)
+    return rate_many([(sample_id, rating)], rater, kind, simulated, actor=actor)[0]
+
+
+def rate_many(items: list[tuple[int, float]], rater: str, kind: str = "stars", simulated: bool = False,
+              actor=None) -> list[dict]:
+    """Commit several (sample id, rating) of one rater as one action: one transaction, one time stamp (a best-of-k
+    pick rates a prompt's k answers at once; `undo_rating` takes it back whole). Ratings as in `rate`."""
+    rater = check_annotator(rater) if simulated else as_person(rater, actor, "rate")
     if kind not in RATING_KINDS:
         raise StoreError(f"kind {kind!r}: one of {', '.join(RATING_KINDS)}")
-    if isinstance(rating, str) and rating.strip().lower() in ("up", "down"):
-        rating = 5.0 if rating.strip().lower() == "up" else 1.0
-    try:
-        value = float(rating)
-    except (TypeError, ValueError):
-        raise StoreError(f"rating {rating!r}: a number from 1 to 5") from None
-    if not 1 <= value <= 5 or (kind != "stars" and value not in (1.0, 5.0)):
-        raise StoreError(f"rating {rating!r}: 1-5 stars" if kind == "stars" else
-                         f"rating {rating!r}: {kind} ratings are 1 (down / not best) or 5 (up / best)")
+    values = []
+    for sample_id, rating in items:
+        if isinstance(rating, str) and rating.strip().lower() in ("up", "down"):
+            rating = 5.0 if rating.strip().lower() == "up" else 1.0
+        try:
+            value = float(rating)
+        except (TypeError, ValueError):
+            raise StoreError(f"rating {rating!r}: a number from 1 to 5") from None
+        if not 1 <= value <= 5 or (kind != "stars" and value not in (1.0, 5.0)):
+            raise StoreError(f"rating {rating!r}: 1-5 stars" if kind == "stars" else
+                             f"rating {rating!r}: {kind} ratings are 1 (down / not best) or 5 (up / best)")
+        values.append((int(sample_id), value))
     now = time.time()
     with _write() as con:
-        if con.execute("SELECT 1 FROM samples WHERE id = ?", (int(sample_id),)).fetchone() is None:
-            raise StoreError(f"no sample {sample_id}")
         _ensure_annotator(con, rater)
-        con.execute(
-            "INSERT INTO ratings(sample_id, rater, rating, kind, simulated, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sample_id, rater) DO UPDATE SET rating = excluded.rating, "
-            "kind = excluded.kind, simulated = excluded.simulated, updated_at = excluded.updated_at",
-            (int(sample_id), rater, value, kind, int(bool(simulated)), now, now))
-    return {"sample_id": int(sample_id), "rater": rater, "rating": value, "kind": kind}
+        for sample_id, value in values:
+            if con.execute("SELECT 1 FROM samples WHERE id = ?", (sample_id,)).fetchone() is None:
+                raise StoreError(f"no sample {sample_id}")
+            con.execute(
+                "INSERT INTO ratings(sample_id, rater, rating, kind, simulated, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sample_id, rater) DO UPDATE SET rating = excluded.rating, "
+                "kind = excluded.kind, simulated = excluded.simulated, updated_at = excluded.updated_at",
+                (sample_id, rater, value, kind, int(bool(simulated)), now, now))
+    return [{"sample_id": sid, "rater": rater, "rating": value, "kind": kind} for sid, value in values]
+
+
+def undo_rating(rater: str, loop: str, round: int | None = None, actor=None) -> list[dict]:
+    """Take back this rater's newest rating action in a loop (or one round of it): every rating it committed at that
+    moment is deleted (one answer, or a best-of-k pick's k answers), so those answers are to rate again. Returns
+    the deleted ratings ({sample_id, rating, kind}; sample-id order), [] when there is none."""
+    rater = as_person(rater, actor, "rate")
+    where = "r.rater = ? AND s.loop = ?" + (" AND s.round = ?" if round is not None else "")
+    args = (rater, loop, int(round)) if round is not None else (rater, loop)
+    with _write() as con:
+        last = con.execute(f"SELECT MAX(r.updated_at) FROM ratings r JOIN samples s ON s.id = r.sample_id WHERE {where}",
+                           args).fetchone()[0]
+        if last is None:
+            return []
+        rows = [dict(r) for r in con.execute(
+            f"SELECT r.id, r.sample_id, r.rating, r.kind FROM ratings r JOIN samples s ON s.id = r.sample_id "
+            f"WHERE {where} AND r.updated_at = ? ORDER BY r.sample_id", (*args, last))]
+        con.executemany("DELETE FROM ratings WHERE id = ?", [(r["id"],) for r in rows])
+    return [{k: r[k] for k in ("sample_id", "rating", "kind")} for r in rows]
 
 
 def ratings(loop: str, round: int | None = None) -> list[dict]:
@@ -348,6 +399,47 @@ def progress(annotator: str, batch: str | None = None) -> dict:
         total = con.execute(q_total, (batch,) if batch else ()).fetchone()[0]
         done = con.execute(q_done, (annotator, batch) if batch else (annotator,)).fetchone()[0]
     return {"done": done, "total": total}
+
+
+# --------------------------------------------------------------------------- guidelines (an admin writes them)
+GUIDELINE_KINDS = ("preference", "rating")
+MAX_GUIDELINE = 20_000
+
+
+def set_guidelines(kind: str, text: str, author: str) -> int:
+    """A new version of the guidelines for labeling pairs ('preference') or rating answers ('rating')."""
+    if kind not in GUIDELINE_KINDS:
+        raise StoreError(f"guidelines: kind one of {', '.join(GUIDELINE_KINDS)}, got {kind!r}")
+    text = (text or "").strip()
+    if len(text) > MAX_GUIDELINE:
+        raise StoreError(f"guidelines: at most {MAX_GUIDELINE:,} characters, got {len(text):,}")
+    with _write() as con:
+        return con.execute("INSERT INTO guidelines(kind, text, author, created_at) VALUES (?, ?, ?, ?)",
+                           (kind, text, author, time.time())).lastrowid
+
+
+def guidelines(kind: str, at: float | None = None) -> dict | None:
+    """The guidelines in force for `kind` now, or at time `at` (the version a label made then was given under)."""
+    with _read() as con:
+        row = con.execute("SELECT * FROM guidelines WHERE kind = ? AND created_at <= ? ORDER BY version DESC "
+                          "LIMIT 1", (kind, time.time() if at is None else at)).fetchone()
+    return dict(row) if row and row["text"] else None
+
+
+def guideline_history(kind: str) -> list[dict]:
+    with _read() as con:
+        return [dict(r) for r in con.execute("SELECT * FROM guidelines WHERE kind = ? ORDER BY version", (kind,))]
+
+
+def work_by_person() -> list[dict]:
+    """Per person: labels (pairs), ratings (answers) and when they last did either, most active first."""
+    with _read() as con:
+        rows = con.execute(
+            "SELECT name, (SELECT COUNT(*) FROM labels WHERE annotator = name AND choice != 'skip') AS labels, "
+            "(SELECT COUNT(*) FROM ratings WHERE rater = name) AS ratings, "
+            "MAX(COALESCE((SELECT MAX(updated_at) FROM labels WHERE annotator = name), 0), "
+            "COALESCE((SELECT MAX(updated_at) FROM ratings WHERE rater = name), 0)) AS last FROM annotators").fetchall()
+    return sorted((dict(r) for r in rows), key=lambda r: (-(r["labels"] + r["ratings"]), r["name"]))
 
 
 def stats() -> dict:

@@ -85,10 +85,12 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def lab(tmp_path, tiny_model_dir):
-    """The whole app on a free port: its own data directory, the tiny model, no preload. (url, data_dir)."""
-    data = tmp_path / "lab_data"
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory, tiny_model_dir):
+    """The whole app on a free port, one for every browser test of the session (a start costs ~20 s here): its
+    own data directory, the tiny model, no preload. (url, data_dir). Tests share it: each names what it makes
+    (datasets, loops, annotators) so that no other test depends on it."""
+    data = tmp_path_factory.mktemp("browser") / "lab_data"
     proc, url = helpers.start_app(data, "--model", str(tiny_model_dir), "--no-preload")
     try:
         yield url, data

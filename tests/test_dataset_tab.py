@@ -1,6 +1,9 @@
 """The Dataset builder tab driven through gradio_client: upload, inspect, preview, convert, save."""
 from __future__ import annotations
 
+import json
+import re
+from html import unescape
 from pathlib import Path
 
 import pandas as pd
@@ -31,7 +34,7 @@ def test_upload_inspect_convert_save(client, tmp_path):
     fixed = c.predict("chosen_equals_rejected", 0.8, 1024, spec, api_name="/dataset_fix")[0]
     assert "7 → 6 rows" in fixed
     chat, mask, slide7, _ = c.predict(1, spec, 1024, "auto", api_name="/dataset_preview")
-    assert chat[-1]["role"] == "assistant" and "tok-train" in mask and "pad = EOS" in slide7
+    assert '<div class="turn assistant">' in chat and "tok-train" in mask and "pad = EOS" in slide7
     path, note = c.predict("preference", "prompt_completion", api_name="/dataset_convert")
     assert "wrote **6 rows** for preference" in note and open(path).read().count("\n") == 6
     note, dl, _ = c.predict("kto", "prompt_completion", 0.2, 0.0, 0, "ab-kto", False, api_name="/dataset_save")
@@ -73,7 +76,7 @@ def test_new_data_replaces_old_views(data_dir, tiny_model_dir, tmp_path):
     st, summary, _, _ = dataset_tab.load_file(str(src), "auto", "", st)
     assert "`other.jsonl`" in summary and str(tmp_path) not in summary  # the file's name, not its temp path
     index, chat, mask, _, note, report, bal, hist, fixes = dataset_tab.after_load(st, spec, 1024)
-    assert index == 1 and chat[-1]["content"] == "Teal." and "tok-train" in mask
+    assert index == 1 and chat.endswith('<div class="text">Teal.</div></div></div>') and "tok-train" in mask
     assert bal is None and hist is None and "Validate" in report and fixes["choices"] == []
 
 
@@ -88,7 +91,7 @@ def test_failed_load_keeps_rows_and_says_so(data_dir, tmp_path):
 def test_long_file_does_not_fill_the_editable_table(data_dir):
     """"Use these rows" on a 200-row excerpt would drop the rest of a longer file."""
     st, _, view, table = dataset_tab.load_sample("instruct/train.jsonl", "auto", "", dict(dataset_tab.EMPTY))
-    assert st["n"] > dataset_tab.PREVIEW_ROWS and len(view) == dataset_tab.PREVIEW_ROWS
+    assert st["n"] > dataset_tab.PREVIEW_ROWS and len(view["value"]) == dataset_tab.PREVIEW_ROWS
     assert not isinstance(table, pd.DataFrame)  # left as it was
     st, _, _, table = dataset_tab.load_sample("formats/instruction.jsonl", "auto", "", st)
     assert isinstance(table, pd.DataFrame) and len(table) == 5
@@ -96,7 +99,6 @@ def test_long_file_does_not_fill_the_editable_table(data_dir):
 
 def test_session_state_is_a_small_handle_and_rows_live_on_disk(data_dir):
     """A browser session keeps a handle of a few fields; the rows are in <data-dir>/workspaces and go with it."""
-    import json
     from labs.data import workspace
     st, *_ = dataset_tab.load_sample("instruct/train.jsonl", "auto", "", dict(dataset_tab.EMPTY))
     assert "rows" not in st and len(json.dumps(st)) < 1000 and st["n"] == 600
@@ -112,3 +114,31 @@ def test_session_state_is_a_small_handle_and_rows_live_on_disk(data_dir):
     assert not (data_dir / "workspaces" / st["id"]).exists()
     assert dataset_tab.preview(scrubbed, 1, "", 512)[1].startswith("⚠️") and "load the data again" in \
         dataset_tab.preview(scrubbed, 1, "", 512)[1]
+
+
+def test_rows_table_widths_and_a_warning_said_once(data_dir, tmp_path, monkeypatch):
+    """The rows table shares its width by the columns' text (a long prompt column leaves room for the others);
+    a file that cannot be read is said in the summary only, not again in a toast."""
+    st, _, view, _ = dataset_tab.load_sample("instruct/train.jsonl", "auto", "", dict(dataset_tab.EMPTY))
+    widths = [float(w.rstrip("%")) for w in view["column_widths"]]
+    assert list(view["value"].columns) == ["prompt", "completion", "task", "template", "entities"]
+    assert sum(widths) == pytest.approx(dataset_tab.ROWS_WIDTH, abs=0.5) and max(widths) < 40
+    warned = []
+    monkeypatch.setattr(dataset_tab.gr, "Warning", lambda msg, *a, **k: warned.append(msg))
+    bad = tmp_path / "broken.jsonl"
+    bad.write_text('{"text": \n')
+    _, summary, *_ = dataset_tab.load_file(str(bad), "auto", "", st)
+    assert summary.startswith("⚠️ broken.jsonl: line 1 is not valid JSON") and warned == []
+
+
+def test_preview_shows_a_rows_characters_not_its_markup(data_dir, tiny_model_dir, tmp_path):
+    row = {"prompt": "<img src=http://example.invalid/x.png> **bold** [a](http://example.invalid)",
+           "completion": "<script>alert(1)</script> &amp;"}
+    src = tmp_path / "markup.jsonl"
+    src.write_text(json.dumps(row) + "\n")
+    st, summary, *_ = dataset_tab.load_file(str(src), "auto", "", dict(dataset_tab.EMPTY))
+    chat, mask, _, note = dataset_tab.preview(st, 1, str(tiny_model_dir), 512)
+    assert note == "Showing row 1." and "<img" not in chat and "<script" not in chat
+    texts = [unescape(t) for t in re.findall(r'<div class="text">(.*?)</div>', chat, re.S)]
+    assert texts == [row["prompt"], row["completion"]]
+    assert "columns: `prompt`, `completion`" in summary

@@ -360,7 +360,7 @@ def test_ratings_through_rlhf_rate_survive_sigkill(tmp_path, tiny_model_dir):
         client = Client(url, verbose=False)
         note, _ = client.predict("kill-test", str(tiny_model_dir), "typed below", "Say hi\nName a colour\nCount to 3",
                                  3, 2, 0.9, 0.95, 8, 0, "stars", 4.0, "kto", api_name="/rlhf_start")
-        assert note.startswith("**kill-test**"), note
+        assert note.startswith("**kill\\-test**"), note  # the name as text: Markdown's characters escaped
         note = client.predict("kill-test", "", api_name="/rlhf_generate")
         assert note.startswith("Round **1**: 6 answers"), note
         rated = {}

@@ -42,6 +42,10 @@ def test_start_progress_stop_resume_and_crash(data_dir, tiny_model_dir):
     ckpt = run.latest_checkpoint()
     assert ckpt is not None
     stopped_at = int(ckpt.name.split("-")[1])
+    # the phases after the training still ran; the training says where it ended
+    from labs.runs import progress
+    assert [(p["name"], p["state"]) for p in final["phases"]][-2:] == [("training", "done"), ("saving", "done")]
+    assert progress.ended_words(final) == f"training ended at step {stopped_at}/2000"
     rec = run.record()
     import re
     import trl
@@ -95,10 +99,15 @@ def test_queue_runs_one_job_at_a_time(data_dir, tiny_model_dir):
     # the second job is alive and polling the queue lock the whole time the first one logs 3 steps
     wait_until(first_trains_while_second_waits, what="3 steps of the first run while the second waits")
     assert proc_alive(second.status()["pid"], second.status()["pid_started"])
+    # its place, and its start from the first job's time left (training, then only saving: no untimed work)
+    from components.shared import status_markdown
+    md = status_markdown(second.id)
+    assert "place 1 in the queue" in md and "estimated start: in about " in md, md
     # Hard kill: the whole process tree ends at once, and the next job in the queue starts.
     pid = first.status()["pid"]
     runs.kill(first.id)
     assert first.status()["state"] == "stopped" and first.status()["note"] == "killed"
+    assert "stopped during training at step" in status_markdown(first.id)  # killed mid-phase
     assert not proc_alive(pid, None)
     wait_until(lambda: second.status()["state"] == "running", what="second starts after the first")
     runs.stop(second.id)

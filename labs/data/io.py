@@ -274,10 +274,12 @@ def load_hub(dataset_id: str, split: str = "train", config: str | None = None, m
 
 
 def push_to_hub(name: str, repo_id: str, token: str | None = None, private: bool = True,
-                data_dir: Path | None = None) -> str:
-    """Push a saved dataset to the Hub; the token comes from the argument or HF_TOKEN."""
+                data_dir: Path | None = None, actor=None) -> str:
+    """Push a saved dataset to the Hub; the token comes from the argument, else HF_TOKEN - the server's token,
+    which in shared mode only an admin may use (labs.access.hub_token)."""
+    from labs import access
     _dataset_dir(name, data_dir)
-    token = token or os.environ.get("HF_TOKEN")
+    token = access.hub_token(actor or access.actor(None), token) or os.environ.get("HF_TOKEN")
     if not token:
         raise DataError("no Hugging Face token: set HF_TOKEN (a write token) to push datasets")
     reason = hub_status()
@@ -347,8 +349,16 @@ def load_saved(name: str, data_dir: Path | None = None):
     return datasets.load_from_disk(str(_dataset_dir(name, data_dir) / "hf"))
 
 
+def dataset_author(folder: Path) -> str:
+    """Who saved a dataset (meta.json's author; 'local' for one saved before authors were recorded)."""
+    try:
+        return json.loads((folder / "meta.json").read_text()).get("author") or "local"
+    except (OSError, ValueError):
+        return "local"
+
+
 def save_dataset(name: str, dataset_dict, data_dir: Path | None = None, *, fmt: str | None = None,
-                 source: str = "", overwrite: bool = False, extra: dict | None = None) -> Path:
+                 source: str = "", overwrite: bool = False, extra: dict | None = None, actor=None) -> Path:
     """Write <data-dir>/datasets/<name>/ (hf/ via save_to_disk, <split>.jsonl, meta.json); returns the folder.
 
     `dataset_dict`: a datasets.DatasetDict or {"train": [rows], ...}. Refuses to replace an existing
@@ -365,6 +375,10 @@ def save_dataset(name: str, dataset_dict, data_dir: Path | None = None, *, fmt: 
     if not len(dataset_dict):
         raise DataError("nothing to save: every split is empty")
     root = final.parent
+    from labs import access
+    actor = actor or access.actor(None)
+    access.check(actor, "write_dataset", owner=dataset_author(final) if final.exists() else None,
+                 what=f"dataset {name!r}")
     if final.exists() and not overwrite:
         raise DataError(f"a dataset named {name!r} already exists; choose another name or allow overwrite")
     root.mkdir(parents=True, exist_ok=True)
@@ -376,7 +390,7 @@ def save_dataset(name: str, dataset_dict, data_dir: Path | None = None, *, fmt: 
             for row in ds:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         counts[split] = len(ds)
-    meta = {"name": name, "format": fmt, "source": source, "rows": counts,
+    meta = {"name": name, "author": actor.name, "format": fmt, "source": source, "rows": counts,
             "columns": list(next(iter(dataset_dict.values())).column_names),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {})}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))

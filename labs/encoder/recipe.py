@@ -100,22 +100,34 @@ def build_trainer(cfg: EncoderRunConfig, session, splits: dict | None = None, la
 
     # ---- Data (labels come from the training rows: the head's size depends on them)
     if splits is None:
+        session.phase("loading data")
         splits, labels = load_splits(cfg.dataset, cfg.task, cfg.seed)
     if cfg.max_train_rows:
         splits["train"] = splits["train"][:cfg.max_train_rows]
+    held = held_out(cfg, splits)[1]
+    # the phases ahead, as the monitor shows them; the training's steps are known exactly when it begins
+    session.plan("loading model", ("tokenizing", len(splits["train"]) + len(splits["validation"]), "rows"),
+                 ("training", cfg.max_steps or None, "steps"), "saving",
+                 *([("evaluating", len(held), "rows")] if held else []))
 
     # ---- Model
+    session.phase("loading model")
     device = torch.device("cpu") if cfg.device == "cpu" else models.pick_device(cfg.device)
     model, tok, path = load_model(cfg, labels or [])
     trainable, total = count_params(model)
 
     # ---- Features: token ids, and a label (classification) or answer token positions (qa windows)
+    n_rows = len(splits["train"]) + len(splits["validation"])
+    session.phase("tokenizing", 0, n_rows, unit="rows")
     if cfg.task == "classification":
         train_f = class_features(tok, splits["train"], labels, cfg.max_length)
+        session.phase("tokenizing", len(splits["train"]), n_rows, unit="rows")
         val_f = class_features(tok, splits["validation"], labels, cfg.max_length)
     else:
         train_f = qa_train_features(tok, splits["train"], cfg.max_length, cfg.doc_stride)
+        session.phase("tokenizing", len(splits["train"]), n_rows, unit="rows")
         val_f = qa_train_features(tok, splits["validation"], cfg.max_length, cfg.doc_stride)
+    session.phase("tokenizing", n_rows, n_rows, unit="rows")
     weights = None
     if cfg.task == "classification" and cfg.class_weights == "balanced":
         weights = class_weights([f["labels"] for f in train_f], len(labels))
@@ -145,10 +157,19 @@ def build_trainer(cfg: EncoderRunConfig, session, splits: dict | None = None, la
     return trainer, tok, splits, labels
 
 
-def evaluate_split(cfg: EncoderRunConfig, model_dir: Path, rows: list[dict], labels: list[str]) -> tuple[dict, list[dict]]:
+def held_out(cfg: EncoderRunConfig, splits: dict) -> tuple[str, list[dict]]:
+    """(split, rows) scored at the end: the test split, else validation (validation when eval_split says so)."""
+    split = "test" if cfg.eval_split == "test" and splits.get("test") else "validation"
+    rows = splits.get(split) or []
+    return split, rows[:cfg.eval_rows] if cfg.eval_rows else rows
+
+
+def evaluate_split(cfg: EncoderRunConfig, model_dir: Path, rows: list[dict], labels: list[str],
+                   progress=None) -> tuple[dict, list[dict]]:
     """Metrics and per-row predictions of the saved model on rows (labs.evaluation.metrics: the one place).
     The model is read back from disk, as `python -m labs.evaluation` reads it: the trained one in memory
-    still runs under the Trainer's autocast wrapper, whose bf16 rounding flipped 1 of 379 drugs-real answers."""
+    still runs under the Trainer's autocast wrapper, whose bf16 rounding flipped 1 of 379 drugs-real answers.
+    progress(done, total, unit) after each batch (QA counts the windows of the contexts)."""
     from labs.encoder.data import answers_of
     from labs.encoder.infer import Trained, load, predict_labels, predict_spans
     from labs.evaluation.metrics import confusion, per_example, score, shown
@@ -157,13 +178,14 @@ def evaluate_split(cfg: EncoderRunConfig, model_dir: Path, rows: list[dict], lab
                 {"max_length": cfg.max_length, "doc_stride": cfg.doc_stride,
                  "max_answer_length": cfg.max_answer_length, "n_best": cfg.n_best})
     if cfg.task == "classification":
-        preds = predict_labels(m, [str(r["text"]) for r in rows])
+        preds = predict_labels(m, [str(r["text"]) for r in rows],
+                               progress=progress and (lambda done, total: progress(done, total, "rows")))
         refs = [str(r["label"]).strip() for r in rows]
         metrics = {k: round(v, 4) for k, v in shown(score("classification", preds, refs, labels)).items()}
         metrics["confusion"] = confusion(preds, refs, labels)
         inputs = [str(r["text"]) for r in rows]
     else:
-        preds = predict_spans(m, rows)
+        preds = predict_spans(m, rows, progress=progress and (lambda done, total: progress(done, total, "windows")))
         refs = [answers_of(r)[0] for r in rows]
         metrics = {k: round(v, 4) for k, v in score("qa", preds, refs).items()}
         inputs = [f"{r['question']} | {r['context']}" for r in rows]
@@ -191,6 +213,7 @@ def train(cfg: EncoderRunConfig, session, splits: dict | None = None, labels: li
         model = model.merge_and_unload()
     out = run_dir / "model"
     if session.is_main:
+        session.phase("saving")
         model.save_pretrained(str(out))
         tok.save_pretrained(str(out))
         (out / "lab_source.json").write_text(json.dumps({"kind": "local", "recipe": "encoder", "task": cfg.task,
@@ -198,12 +221,12 @@ def train(cfg: EncoderRunConfig, session, splits: dict | None = None, labels: li
         summary["saved_to"] = str(out)
 
     # ---- Held-out scores (the test split, else validation; validation when eval_split says so)
-    split = "test" if cfg.eval_split == "test" and splits.get("test") else "validation"
-    held = splits[split]
-    if session.is_main and held:
-        rows = held[:cfg.eval_rows] if cfg.eval_rows else held
+    split, rows = held_out(cfg, splits)
+    if session.is_main and rows:
         t1 = time.perf_counter()
-        metrics, preds = evaluate_split(cfg, out, rows, labels)
+        session.phase("evaluating", 0, len(rows), unit="rows", detail="reading the saved model back")
+        metrics, preds = evaluate_split(cfg, out, rows, labels, progress=lambda done, total, unit: session.phase(
+            "evaluating", done, total, unit=unit, detail=f"{split} split"))
         metrics["split"] = split
         metrics["seconds"] = round(time.perf_counter() - t1, 1)
         (run_dir / "eval_metrics.json").write_text(json.dumps(metrics, indent=1))

@@ -98,13 +98,15 @@ def _score(argv: list[str]) -> int:
 
 
 def _job(cfg, session) -> None:
-    """The evaluation job (recipe "evaluation"): progress into the run's status, metrics printed at the end."""
+    """The evaluation job (recipe "evaluation"): its phases into the run's status (loading the data and the
+    first model, then evaluating: answers, losses, probes, counted together), metrics printed at the end."""
     from labs.evaluation.evaluate import Stopped, evaluate
-    t0 = time.perf_counter()
+    session.plan("loading model", ("evaluating", None, "items"))
+    session.phase("loading model", detail="the data and the first model")
 
-    def progress(done, total, message):
-        rate = (time.perf_counter() - t0) / max(1, done)
-        session.progress(done, total, eta_s=rate * (total - done), stage=message)
+    def progress(done, total, message):  # time left: the phase's measured seconds per item x items left
+        session.phase("evaluating", done, total, unit="items", detail=message, step=done, max_steps=total,
+                      stage=message)
     try:
         result = evaluate(cfg, session.dir, progress, session.should_stop)
     except Stopped:

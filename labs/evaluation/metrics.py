@@ -262,13 +262,18 @@ def shown(metrics: dict) -> dict:
 
 
 def evaluate_rows(model, tokenizer, rows: list[dict], metric: str = "exact_match", max_new_tokens: int = 48,
-                  batch_size: int = 16) -> tuple[dict, list[dict]]:
+                  batch_size: int = 16, progress=None) -> tuple[dict, list[dict]]:
     """Answer each prompt/completion row by generation; return (metrics, predictions).
 
-    Rows carrying a 'task' column also get per-task exact match (e.g. exact_match/extraction)."""
+    Rows carrying a 'task' column also get per-task exact match (e.g. exact_match/extraction).
+    progress(done, total) after each batch (the same batches as one call: the answers do not change)."""
     from labs.data.mask import prompt_of, prompt_text, reference
     from labs.generate import greedy
-    preds = greedy(model, tokenizer, [prompt_of(r) for r in rows], max_new_tokens, batch_size)
+    prompts, preds = [prompt_of(r) for r in rows], []
+    for i in range(0, len(prompts), batch_size):
+        preds += greedy(model, tokenizer, prompts[i:i + batch_size], max_new_tokens, batch_size)
+        if progress:
+            progress(len(preds), len(prompts))
     refs = [reference(r) for r in rows]
     # the SFT tab's names: precision/recall/f1 (macro) once, without their *_macro copies
     metrics = {k: round(v, 4) for k, v in score(metric, preds, refs).items() if k not in ALIASES.values()}

@@ -120,7 +120,8 @@ def to_markdown(bl: list[tuple], images: dict[str, str]) -> str:
         elif kind == "table" and rest[0]:
             cols = list(dict.fromkeys(k for r in rest[0] for k in r))
             out.append("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
-            out += ["| " + " | ".join(_cell(r.get(c)) for c in cols) + " |" for r in rest[0]]
+            # a cell is data: its <, > and & as entities, so an answer holding HTML shows it (and fetches nothing)
+            out += ["| " + " | ".join(html.escape(_cell(r.get(c)), quote=False) for c in cols) + " |" for r in rest[0]]
             out.append("")
     return "\n".join(out)
 

@@ -13,7 +13,8 @@ whose adapter the next round generates from. One line per round:
     round 1: mean rating 2.41 sd=0.93 thumbs_up=0.16 kl=0.0000 gen_s=9.8 eval_s=3.2 update_s=88.0 ...
 
 mean rating: over that round's fresh answers, before its update; thumbs_up: share at or above the
-threshold; kl: mean per-token KL of that round's policy to the starting model on its own answers.
+threshold; kl: mean per-token KL of that round's policy to the starting model on its own answers; cut: answers
+that reached max_new_tokens before the model ended them.
 """
 from __future__ import annotations
 
@@ -87,11 +88,11 @@ def run(a, out=print) -> list[dict]:
         final = runs.wait(run_.id, timeout_s=3600, poll_s=1.0)
         update_s = time.perf_counter() - t0
         row = {"round": entry["round"], **st, "kl": entry["kl"], "gen_s": entry["gen_s"], "eval_s": entry["eval_s"],
-               "update_s": update_s, "run": run_.id, "state": final.get("state")}
+               "update_s": update_s, "cut": entry["cut"], "run": run_.id, "state": final.get("state")}
         results.append(row)
         out(f"round {row['round']}: mean rating {_fmt(st['mean'], '.2f')} sd={_fmt(st['sd'], '.2f')} "
             f"thumbs_up={_fmt(st['thumbs_up'], '.2f')} kl={row['kl']:.4f} gen_s={row['gen_s']:.1f} "
-            f"eval_s={row['eval_s']:.1f} update_s={update_s:.1f} n={st['rated']} rater={rater.name} "
+            f"eval_s={row['eval_s']:.1f} update_s={update_s:.1f} n={st['rated']} cut={row['cut']} rater={rater.name} "
             f"update={a.mode}:{final.get('state')}")
         if final.get("state") != "finished":
             raise RuntimeError(f"the update of round {row['round']} {final.get('state')}: "

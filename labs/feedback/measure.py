@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 
+KL_BATCH = 8  # answers per forward pass of the KL measurement (one pass with the adapter, one without)
+
 
 def rating_stats(ratings: list[dict], threshold: float = 4.0, samples: int | None = None) -> dict:
     """Mean and spread of a round's ratings: per sample the mean over its raters, then over samples.
@@ -37,8 +39,10 @@ def rating_stats(ratings: list[dict], threshold: float = 4.0, samples: int | Non
     return out
 
 
-def policy_kl(model, tokenizer, prompts: list, completions: list[str], batch_size: int = 8) -> float:
-    """Mean per-token KL(policy || reference) in nats over the completions' tokens (0.0 without an adapter)."""
+def policy_kl(model, tokenizer, prompts: list, completions: list[str], batch_size: int = KL_BATCH,
+              progress=None) -> float:
+    """Mean per-token KL(policy || reference) in nats over the completions' tokens (0.0 without an adapter).
+    `progress(done, total)` hears the answers measured after each batch (empty answers are skipped)."""
     import torch
     from labs.generate import prompt_ids
     if not hasattr(model, "disable_adapter"):
@@ -73,6 +77,8 @@ def policy_kl(model, tokenizer, prompts: list, completions: list[str], batch_siz
                         model(input_ids=ids, attention_mask=mask).logits[pos.to(model.device)].float(), -1)
                 total += float((logp.exp() * (logp - logq)).sum())
                 tokens += int(pos.sum())
+                if progress:
+                    progress(min(i + batch_size, len(rows)), len(rows))
     finally:
         model.train(was_training)
     return total / tokens if tokens else 0.0

@@ -156,18 +156,21 @@ def reward_model(cfg, rows, prec, device, run_dir, session) -> tuple[object, dic
     train, held = split_pairs(rows, cfg.rm_held_out)
     if not train:
         train, held = held, []
+    session.phase("loading model", detail="the reward model")
     model, tok, _ = load_base(cfg, prec["dtype"], seq_cls=True)
     args = common_args(cfg, run_dir, prec, device)
     args.update(max_steps=cfg.rm_steps, output_dir=str(run_dir / "reward_checkpoints"))
     rargs = RewardConfig(**args, max_length=cfg.max_length, center_rewards_coefficient=0.01)
+    session.phase("tokenizing", detail=f"{len(train)} pairs, in the reward trainer")
     trainer = RewardTrainer(model=model, args=rargs, train_dataset=datasets.Dataset.from_list(train),
                             processing_class=tok, peft_config=lora_config(cfg, "SEQ_CLS"),
-                            callbacks=[session.callback()])
+                            callbacks=[session.callback(phase="training the reward model")])
     t0 = time.perf_counter()
     trainer.train()
     info = {"rm_pairs_train": len(train), "rm_pairs_held_out": len(held), "rm_seconds": round(time.perf_counter() - t0, 1),
             "rm_held_out_accuracy": None}
     if held:
+        session.phase("evaluating the reward model", detail=f"{len(held)} held-out pairs")
         m = trainer.evaluate(eval_dataset=datasets.Dataset.from_list(held))
         info["rm_held_out_accuracy"] = m.get("eval_accuracy")
     trainer.save_model(str(run_dir / "reward_model"))
@@ -222,6 +225,7 @@ def train(cfg: UpdateConfig, session) -> dict:
     t_start = time.perf_counter()
 
     # ---- Data: every rating so far, as the mode's rows (checked before any model loads)
+    session.phase("loading data")
     rows = training_rows(cfg)
     with open(run_dir / "rows.jsonl", "w") as fh:
         fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
@@ -232,6 +236,12 @@ def train(cfg: UpdateConfig, session) -> dict:
     prec = resolve_precision(SimpleNamespace(precision=cfg.precision, method="lora"), device)
     args = common_args(cfg, run_dir, prec, device)
 
+    # the phases ahead, as the monitor shows them (TRL tokenizes inside its trainers: not counted)
+    rm = ["loading model", "tokenizing", ("training the reward model", cfg.rm_steps, "steps"),
+          "evaluating the reward model"] if cfg.mode == "rm" else []
+    session.plan(*rm, "loading model", "tokenizing", ("training", cfg.rl_steps if cfg.mode == "rm" else cfg.max_steps,
+                                                      "steps"), "saving")
+
     # ---- rm: the reward model first (its own model), then the policy's RL trainer
     info: dict = {}
     rm_tok = None
@@ -239,7 +249,9 @@ def train(cfg: UpdateConfig, session) -> dict:
         rm_tok, info = reward_model(cfg, rows, prec, device, run_dir, session)
 
     # ---- Policy: the starting model + LoRA (reference = adapter off), continuing the current adapter
+    session.phase("loading model", detail="the policy")
     model, tok, source = load_base(cfg, prec["dtype"])
+    session.phase("tokenizing", detail=f"{len(rows)} rows, in the trainer")
     build = {"kto": _kto, "dpo": _dpo}.get(cfg.mode)
     trainer, more = build(cfg, rows, model, tok, args, session) if build else _rl(cfg, rm_tok, model, tok, args,
                                                                                  session)
@@ -258,6 +270,7 @@ def train(cfg: UpdateConfig, session) -> dict:
 
     # ---- Save the new policy's adapter
     if session.is_main:
+        session.phase("saving")
         out = run_dir / "adapter"
         trainer.save_model(str(out))
         tok.save_pretrained(str(out))

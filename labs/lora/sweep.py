@@ -137,7 +137,10 @@ def run_result(run) -> dict:
     metric_name = next((m for m in TASK_METRICS if m in eval_metrics), None)
     record = run.record()
     steps = max((r.get("step") or 0 for r in rows), default=0)
-    return {"state": st.get("state"), "step": steps, "max_steps": run.config.get("max_steps"),
+    from labs.runs.progress import durations
+    queued_s, run_s = durations(st, time.time())  # queued_at -> started_at -> finished_at (or now)
+    return {"state": st.get("state"), "queue_seconds": queued_s, "run_seconds": run_s,
+            "step": steps, "max_steps": run.config.get("max_steps"),
             "eval_loss": evals[-1]["eval_loss"] if evals else None,
             "best_eval_loss": final.get("best_eval_loss"),
             "metric": metric_name, "metric_value": eval_metrics.get(metric_name) if metric_name else None,
@@ -163,13 +166,15 @@ def sweep_results(name: str) -> list[dict]:
 
 
 def sweep_rows(name: str) -> list[dict]:
-    """The status table: one row per run, in the user's words."""
+    """The status table: one row per run, in the user's words (time queued and time run apart, M:SS)."""
+    from labs.runs.progress import fmt_duration
     results = sweep_results(name)
     metric = next((r["metric"] for r in results if r.get("metric")), "task metric")  # one column for every row
     rows = []
     for r in results:
         rows.append({
             "rank": r["rank"], "alpha": r["alpha"], "state": r.get("state"),
+            "queued": fmt_duration(r.get("queue_seconds")), "ran": fmt_duration(r.get("run_seconds")),
             "step": f"{r.get('step') or 0}/{r.get('max_steps') or '?'}",
             "eval loss": None if r.get("eval_loss") is None else round(r["eval_loss"], 4),
             metric: r.get("metric_value"),

@@ -81,25 +81,35 @@ def export(argv: list[str]) -> int:
     from labs import data
     from labs.preference import labels
     ap = argparse.ArgumentParser(prog="python -m labs.preference export",
-                                 description="Write the labels as TRL rows (JSONL).")
+                                 description="Write the labels as TRL rows (JSONL). Prints one JSON line (rows, "
+                                             "labels, pairs, left_out: pairs that gave no row, by reason) and, on "
+                                             "stderr, the same in words, with a warning when the pairs are too few "
+                                             "to teach DPO much.")
     ap.add_argument("--out", required=True, help="FILE.jsonl")
     ap.add_argument("--format", choices=["dpo", "kto"], default="dpo",
                     help="dpo: prompt/chosen/rejected (ties and both-bad left out); kto: prompt/completion/label")
-    ap.add_argument("--batch", default=None, help="only this batch of pairs")
+    ap.add_argument("--batch", default=None, help="only this batch of pairs (default: every batch but the blind "
+                                                  "A/B passes)")
     ap.add_argument("--standard", action="store_true", help="plain strings instead of chat messages")
     _data_dir(ap)
     a = ap.parse_args(argv)
     try:
         paths.set_data_dir(a.data_dir)
-        fn = labels.to_dpo if a.format == "dpo" else labels.to_kto
-        rows = fn(a.batch, conversational=not a.standard)
-        if not rows:
-            raise store.StoreError("no labels to export yet (label some pairs first)")
-        n = data.write_jsonl(rows, a.out)
+        ex = labels.export(a.format, a.batch, conversational=not a.standard)
+        if not ex.rows:
+            raise store.StoreError(f"nothing to export: {ex.summary()} (label pairs with A or B first)")
+        n = data.write_jsonl(ex.rows, a.out)
     except (store.StoreError, paths.DataDirError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({"rows": n, "format": a.format, "out": a.out}))
+    print(json.dumps({"rows": n, "format": a.format, "out": a.out, "labels": ex.labels, "pairs": ex.pairs,
+                      "left_out": ex.left_out}))
+    print(f"wrote {ex.summary()}", file=sys.stderr)
+    from labs.preference.config import preset
+    from labs.preference.recipe import optimizer_steps
+    warning = ex.warning(optimizer_steps(preset("dpo"), len(ex.rows)))
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -3,6 +3,7 @@
     from labs.preference import labels
     rows = labels.to_dpo()            # [{"prompt", "chosen", "rejected", "pair_id", "votes"}], TRL's preference form
     rows = labels.to_kto()            # [{"prompt", "completion", "label"}], TRL's unpaired form
+    ex = labels.export("dpo")         # the rows, plus what was left out and why: ex.summary(), ex.warning()
     labels.agreement()                # Cohen's kappa (two annotators) or Fleiss' kappa (more), disagreements
 
 How each choice becomes training data (the labeler's page says the same):
@@ -12,11 +13,13 @@ How each choice becomes training data (the labeler's page says the same):
   * an edited ideal answer: the ideal answer is chosen over the response the annotator did not prefer (over
     both responses when they were both bad, or a tie), and is a desirable KTO row.
 With several annotators on one pair, the majority choice counts; a pair without a majority (1 vs 1) is left
-out and listed among the disagreements. Skips count for nothing.
+out and listed among the disagreements. Skips count for nothing. Every batch (no batch named) means every batch
+but the blind A/B passes: their prompts are the held-out test, never trained on.
 """
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 
 from labs import store
 
@@ -46,45 +49,126 @@ def majority(labs: list[dict]) -> str | None:
     return counts[0][0]
 
 
-def to_dpo(batch: str | None = None, conversational: bool = True) -> list[dict]:
-    """Preference rows (prompt / chosen / rejected) from the labels, one per decided pair (+ ideal edits)."""
-    pairs, by_pair = _by_pair(batch)
+def _dpo_rows(p: dict, labs: list[dict], choice: str | None, conversational: bool) -> list[dict]:
+    prompt = _chat(p["prompt"]) if conversational else store.prompt_text(p["prompt"])
+    wrap = _answer if conversational else (lambda t: t)
     out = []
-    for pid, labs in sorted(by_pair.items()):
-        p = pairs[pid]
-        prompt = _chat(p["prompt"]) if conversational else store.prompt_text(p["prompt"])
-        wrap = _answer if conversational else (lambda t: t)
-        choice = majority(labs)
-        if choice in ("a", "b"):
-            chosen, rejected = (p["a"], p["b"]) if choice == "a" else (p["b"], p["a"])
-            out.append({"prompt": prompt, "chosen": wrap(chosen), "rejected": wrap(rejected), "pair_id": pid,
-                        "votes": len(labs)})
-        for lab in labs:  # an edited ideal answer beats what its author did not prefer
-            if not lab.get("ideal"):
-                continue
-            worse = {"a": [p["b"]], "b": [p["a"]]}.get(lab["choice"], [p["a"], p["b"]])
-            for w in worse:
-                if w.strip() != lab["ideal"].strip():
-                    out.append({"prompt": prompt, "chosen": wrap(lab["ideal"]), "rejected": wrap(w),
-                                "pair_id": pid, "votes": 1, "ideal": True})
+    if choice in ("a", "b"):
+        chosen, rejected = (p["a"], p["b"]) if choice == "a" else (p["b"], p["a"])
+        out.append({"prompt": prompt, "chosen": wrap(chosen), "rejected": wrap(rejected), "pair_id": p["id"],
+                    "votes": len(labs)})
+    for lab in labs:  # an edited ideal answer beats what its author did not prefer
+        if not lab.get("ideal"):
+            continue
+        worse = {"a": [p["b"]], "b": [p["a"]]}.get(lab["choice"], [p["a"], p["b"]])
+        for w in worse:
+            if w.strip() != lab["ideal"].strip():
+                out.append({"prompt": prompt, "chosen": wrap(lab["ideal"]), "rejected": wrap(w),
+                            "pair_id": p["id"], "votes": 1, "ideal": True})
     return out
+
+
+def _kto_rows(p: dict, labs: list[dict], choice: str | None, conversational: bool) -> list[dict]:
+    prompt = _chat(p["prompt"]) if conversational else store.prompt_text(p["prompt"])
+    wrap = _answer if conversational else (lambda t: t)
+    verdicts = {"a": [(p["a"], True), (p["b"], False)], "b": [(p["b"], True), (p["a"], False)],
+                "both_bad": [(p["a"], False), (p["b"], False)]}.get(choice, [])
+    out = [{"prompt": prompt, "completion": wrap(t), "label": good, "pair_id": p["id"]} for t, good in verdicts]
+    return out + [{"prompt": prompt, "completion": wrap(lab["ideal"]), "label": True, "pair_id": p["id"],
+                   "ideal": True} for lab in labs if lab.get("ideal")]
+
+
+# The fewest preference pairs the DPO preset was measured moving the default model with: docs/results.md,
+# "Preference loop, unattended" - 32 labels per seed gave 30 to 32 pairs (seed 1: 17 A + 13 B, 2 ties) and the
+# held-out answers' mean words fell from 60.8 to 49.4-59.9. Nothing was measured with fewer pairs.
+MEASURED_PAIRS = 30
+LEFT_OUT = {"tie": "tied", "both_bad": "both bad", "no_majority": "without a majority (annotators split evenly)",
+            "blind_ab": "in blind A/B batches (held-out prompts, never trained on)"}
+
+
+@dataclass
+class Export:
+    """What the labels give as training rows, and what they leave out and why (the labeler's export, the CLI's
+    and the training panel's Start all say this)."""
+    fmt: str                  # dpo (prompt / chosen / rejected) or kto (prompt / completion / label)
+    rows: list[dict]
+    labels: int               # labels counted (a skip is no label)
+    pairs: int                # pairs with at least one label
+    left_out: dict[str, int]  # pairs that give no row of their own, by LEFT_OUT reason (zeros dropped)
+    ideal_rows: int           # rows from edited ideal answers
+
+    @property
+    def preference_pairs(self) -> int:
+        """Rows that are a choice between the pair's two answers (ideal edits not counted)."""
+        return len(self.rows) - self.ideal_rows if self.fmt == "dpo" else 0
+
+    def summary(self) -> str:
+        """One line: rows from labels on pairs, then what was left out."""
+        plural = lambda n, word: f"{n} {word}{'s' * (n != 1)}"  # noqa: E731
+        what = f"{plural(len(self.rows), 'DPO row' if self.fmt == 'dpo' else 'KTO row')}"
+        if self.ideal_rows:
+            what += f" ({self.ideal_rows} from edited ideal answers)" if self.ideal_rows > 1 else \
+                " (1 from an edited ideal answer)"
+        line = f"{what} from {plural(self.labels, 'label')} on {plural(self.pairs, 'labeled pair')}"
+        if self.left_out:
+            line += "; left out: " + ", ".join(f"{plural(n, 'pair')} {LEFT_OUT[k]}" for k, n in self.left_out.items())
+        return line
+
+    def warning(self, steps: int | None = None, by: str = "the DPO preset") -> str | None:
+        """For DPO rows below MEASURED_PAIRS: how little they teach. `steps`: the optimizer steps `by` (the preset,
+        a run) makes on them (labs.preference.recipe.optimizer_steps)."""
+        n = len(self.rows)
+        if self.fmt != "dpo" or n >= MEASURED_PAIRS:
+            return None
+        made = f" ({by} makes {steps} optimizer step{'s' * (steps != 1)} on them)" if steps is not None else ""
+        return (f"{n} preference pair{'s' * (n != 1)} teach{'es' * (n == 1)} DPO little{made}. The fewest the DPO "
+                f"preset was measured moving the default model with is {MEASURED_PAIRS} pairs (docs/results.md, "
+                f"'Preference loop, unattended'); with fewer, nothing shows that it moves at all. Label more pairs "
+                f"with A or B.")
+
+
+def export(fmt: str = "dpo", batch: str | list[str] | None = None, conversational: bool = True) -> Export:
+    """The labels of `batch` (a name, a list of names, or None: every batch but the blind A/B ones) as TRL rows,
+    with the counts of what was left out: each pair's majority choice decides (A or B: a preference row; tie:
+    nothing; both bad: nothing for DPO, two undesirable KTO rows; no majority: nothing), and every edited ideal
+    answer adds rows of its own."""
+    from labs.preference.winrate import AB_PREFIX
+    if fmt not in ("dpo", "kto"):
+        raise store.StoreError(f"format {fmt!r}: dpo or kto")
+    names = [batch] if isinstance(batch, str) else list(batch or [])
+    blind = 0
+    if not names:
+        every = [b["batch"] for b in store.batches()]
+        names = [b for b in every if not b.startswith(AB_PREFIX)]
+        blind = sum(len(_by_pair(b)[1]) for b in every if b.startswith(AB_PREFIX))
+    rows, left, n_labels, n_pairs, ideal = [], Counter(), 0, 0, 0
+    make = _dpo_rows if fmt == "dpo" else _kto_rows
+    for name in names:
+        pairs, by_pair = _by_pair(name)
+        for pid, labs in sorted(by_pair.items()):
+            choice = majority(labs)
+            got = make(pairs[pid], labs, choice, conversational)
+            n_labels, n_pairs = n_labels + len(labs), n_pairs + 1
+            ideal += sum(1 for r in got if r.get("ideal"))
+            rows += got
+            if choice is None:
+                left["no_majority"] += 1
+            elif choice == "tie" or (choice == "both_bad" and fmt == "dpo"):
+                left[choice] += 1
+    left["blind_ab"] = blind
+    return Export(fmt, rows, n_labels, n_pairs, {k: left[k] for k in LEFT_OUT if left[k]}, ideal)
+
+
+def to_dpo(batch: str | None = None, conversational: bool = True) -> list[dict]:
+    """Preference rows (prompt / chosen / rejected) from the labels, one per decided pair (+ ideal edits);
+    None: every batch but the blind A/B ones. `export("dpo", ...)` says what was left out too."""
+    return export("dpo", batch, conversational).rows
 
 
 def to_kto(batch: str | None = None, conversational: bool = True) -> list[dict]:
     """Unpaired rows (prompt / completion / label): the chosen response is desirable, the other undesirable;
     both_bad makes both undesirable; ties give nothing; ideal edits are desirable."""
-    pairs, by_pair = _by_pair(batch)
-    out = []
-    for pid, labs in sorted(by_pair.items()):
-        p = pairs[pid]
-        prompt = _chat(p["prompt"]) if conversational else store.prompt_text(p["prompt"])
-        wrap = _answer if conversational else (lambda t: t)
-        choice = majority(labs)
-        verdicts = {"a": [(p["a"], True), (p["b"], False)], "b": [(p["b"], True), (p["a"], False)],
-                    "both_bad": [(p["a"], False), (p["b"], False)]}.get(choice, [])
-        verdicts += [(lab["ideal"], True) for lab in labs if lab.get("ideal")]
-        out += [{"prompt": prompt, "completion": wrap(t), "label": good, "pair_id": pid} for t, good in verdicts]
-    return out
+    return export("kto", batch, conversational).rows
 
 
 # --------------------------------------------------------------------------- agreement
@@ -115,8 +199,18 @@ def fleiss_kappa(table: list[list[int]]) -> float | None:
     return None if pe == 1 else (p_bar - pe) / (1 - pe)
 
 
+def as_seen(choice: str, shown: str) -> str:
+    """A stored choice (a, b, tie, both_bad) in the terms its annotator saw: A or B by the order shown to them
+    (`shown` is the label's 'ab' or 'ba': which stored answer was on the left, as A)."""
+    if choice in ("a", "b"):
+        return "A" if shown[0] == choice else "B"
+    return choice
+
+
 def agreement(batch: str | None = None) -> dict:
-    """How far annotators agree on the pairs they all labeled, and where they disagree."""
+    """How far annotators agree on the pairs they all labeled, and where they disagree: per disagreement the
+    choices in stored terms (`choices`: a, b = the answers as generated, `a` and `b`) and as each annotator saw
+    them (`seen`: A or B in their own order)."""
     pairs, by_pair = _by_pair(batch)
     names = sorted({lab["annotator"] for labs in by_pair.values() for lab in labs})
     out = {"annotators": names, "items": 0, "kappa": None, "measure": None, "disagreements": []}
@@ -138,7 +232,9 @@ def agreement(batch: str | None = None) -> dict:
             p = pairs[pid]
             out["disagreements"].append({"pair_id": pid, "prompt": store.prompt_text(p["prompt"])[:200],
                                          "choices": {lab["annotator"]: lab["choice"] for lab in labs},
-                                         "majority": majority(labs)})
+                                         "seen": {lab["annotator"]: as_seen(lab["choice"], lab["shown"])
+                                                  for lab in labs},
+                                         "a": p["a"], "b": p["b"], "majority": majority(labs)})
     return out
 
 
@@ -150,3 +246,22 @@ def kappa_words(k: float | None) -> str:
         if k <= bound:
             return word
     return "almost perfect"
+
+
+def pairwise_agreement(batch: str | None = None) -> list[dict]:
+    """For each two annotators: the pairs both labeled, how often they chose the same, and Cohen's kappa."""
+    _, by_pair = _by_pair(batch)
+    choices: dict[str, dict[int, str]] = {}
+    for pid, labs in by_pair.items():
+        for lab in labs:
+            choices.setdefault(lab["annotator"], {})[pid] = lab["choice"]
+    names = sorted(choices)
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            common = sorted(set(choices[a]) & set(choices[b]))
+            x, y = [choices[a][p] for p in common], [choices[b][p] for p in common]
+            out.append({"annotators": f"{a} · {b}", "pairs": len(common),
+                        "same": round(sum(u == v for u, v in zip(x, y)) / len(common), 3) if common else None,
+                        "kappa": cohen_kappa(x, y) if common else None})
+    return out

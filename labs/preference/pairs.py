@@ -6,7 +6,9 @@
 
 One model: its two sampled candidates per prompt, generated together with the next prompts' in one
 batched call (labs.generate.sample, k=2). Two models head to head: one candidate from each, the same
-sampling settings and seed. The prompt set is the bundled one (assets/prompts/prompts.jsonl, split by
+sampling settings and seed. With every pair the sampling settings are stored, and whether each answer ended
+(the model wrote its end token) or was cut at max_new_tokens: `sampling["ended"] = {"a": bool, "b": bool}`,
+which `cut(pair)` reads back for the labeler's marks. The prompt set is the bundled one (assets/prompts/prompts.jsonl, split by
 category into prompts to label and held-out prompts for before/after), a saved dataset with a prompt
 column, a data file, or prompts typed one per line.
 """
@@ -83,7 +85,8 @@ def make_pairs(prompts: list, model, model_b=None, *, temperature: float = 0.8, 
                max_new_tokens: int = 96, seed: int = 0, batch: str | None = None, batch_size: int = 16,
                progress=None) -> list[int]:
     """Generate and store one pair per prompt; returns the new pair ids. `model`/`model_b` are
-    labs.models.Loaded; with model_b each side comes from a different model."""
+    labs.models.Loaded; with model_b each side comes from a different model. `progress(done, total)` is called
+    before the first prompts (0, total) and after each batched call."""
     if not prompts:
         raise PairsError("no prompts to make pairs from")
     if temperature <= 0 and model_b is None:
@@ -92,8 +95,11 @@ def make_pairs(prompts: list, model, model_b=None, *, temperature: float = 0.8, 
     sampling = {"temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed}
     kw = dict(temperature=temperature, top_p=top_p if temperature > 0 else 1.0, max_new_tokens=max_new_tokens,
               batch_size=batch_size)
+    kw["return_ended"] = True
     ids = []
     step = max(1, batch_size // 2)  # prompts per call: their candidates are generated together
+    if progress:
+        progress(0, len(prompts))
     for i in range(0, len(prompts), step):
         chunk = [_as_chat(p) for p in prompts[i:i + step]]
         if model_b is None:
@@ -104,9 +110,21 @@ def make_pairs(prompts: list, model, model_b=None, *, temperature: float = 0.8, 
             b = [c[0] for c in generate.sample(model_b.model, model_b.tokenizer, chunk, k=1, seed=seed + i, **kw)]
         spec_a = model.source.spec
         spec_b = model_b.source.spec if model_b is not None else spec_a
-        rows = [{"prompt": p, "a": x, "b": y, "model_a": spec_a, "model_b": spec_b, "sampling": sampling}
-                for p, x, y in zip(chunk, a, b) if x.strip() or y.strip()]
+        rows = [{"prompt": p, "a": x, "b": y, "model_a": spec_a, "model_b": spec_b,
+                 "sampling": {**sampling, "ended": {"a": x_ended, "b": y_ended}}}
+                for p, (x, x_ended), (y, y_ended) in zip(chunk, a, b) if x.strip() or y.strip()]
         ids += store.add_pairs(rows, batch=batch, source=f"{spec_a} vs {spec_b}" if model_b is not None else spec_a)
         if progress:
             progress(min(i + step, len(prompts)), len(prompts))
     return ids
+
+
+def cut(pair: dict) -> dict[str, bool]:
+    """Which answers of a stored pair were cut at max_new_tokens (they never reached the model's end token):
+    {"a": .., "b": ..} in stored terms, plus {"A": .., "B": ..} as shown when the pair was read for an
+    annotator (store.get_pair(id, annotator)). Pairs stored before this was recorded count as not cut."""
+    ended = (pair.get("sampling") or {}).get("ended") or {}
+    out = {side: ended.get(side) is False for side in ("a", "b")}
+    if pair.get("shown") in ("ab", "ba"):
+        out["A"], out["B"] = out[pair["shown"][0]], out[pair["shown"][1]]
+    return out

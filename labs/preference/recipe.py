@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import random
 import sys
 import time
@@ -45,16 +46,7 @@ def load_rows(cfg: PreferenceRunConfig) -> list[dict]:
     """Preference rows {prompt, chosen, rejected} from the store, a saved dataset or a data file."""
     batches = cfg.store_batches()
     if batches is not None:
-        from labs import store
-        from labs.preference import labels
-        from labs.preference.winrate import AB_PREFIX
-        rows = []
-        # every batch but the blind A/B passes (held-out prompts: training on them would mark the test)
-        for b in batches or [x["batch"] for x in store.batches() if not x["batch"].startswith(AB_PREFIX)]:
-            if b and not store.pairs(b):
-                names = ", ".join(x["batch"] for x in store.batches()) or "none yet"
-                raise ConfigError(f"data: no batch {b!r} in the store (batches: {names})")
-            rows += labels.to_dpo(b)
+        rows = store_export(cfg).rows
         if len(rows) < 2:
             raise ConfigError(f"data: the store gives {len(rows)} preference pair(s); label at least 2 pairs with A "
                               f"or B (ties and 'both bad' give no pair)")
@@ -79,6 +71,28 @@ def load_rows(cfg: PreferenceRunConfig) -> list[dict]:
     if len(rows) < 2:
         raise ConfigError(f"data: '{cfg.data}' gives {len(rows)} usable preference pair(s); at least 2 are needed")
     return [{k: r[k] for k in KEYS} for r in rows]
+
+
+def store_export(cfg: PreferenceRunConfig):
+    """The store's labels as DPO rows for `cfg.data` ('store': every batch but the blind A/B passes, whose
+    held-out prompts are the test; 'store:B1,B2': those batches), with what was left out (labels.Export)."""
+    from labs import store
+    from labs.preference import labels
+    batches = cfg.store_batches()
+    for b in batches or []:
+        if not store.pairs(b):
+            names = ", ".join(x["batch"] for x in store.batches()) or "none yet"
+            raise ConfigError(f"data: no batch {b!r} in the store (batches: {names})")
+    return labels.export("dpo", batches or None)
+
+
+def optimizer_steps(cfg: PreferenceRunConfig, pairs: int) -> int:
+    """The optimizer steps a run makes on `pairs` training pairs, as transformers' Trainer counts them: max_steps
+    when set, else ceil(epochs x ceil(batches per epoch / grad_accum)), batches = ceil(pairs / batch_size)."""
+    if cfg.max_steps > 0:
+        return cfg.max_steps
+    batches = -(-pairs // cfg.batch_size)
+    return math.ceil(cfg.num_epochs * max(-(-batches // cfg.grad_accum), 1))
 
 
 def split_rows(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -164,10 +178,17 @@ def build_trainer(cfg: PreferenceRunConfig, session, rows: list[dict] | None = N
 
     run_dir = Path(session.dir)
     # ---- Data
-    train_rows, held = split_rows(rows if rows is not None else load_rows(cfg), cfg.eval_fraction, cfg.seed)
+    if rows is None:
+        session.phase("loading data")
+        rows = load_rows(cfg)
+    train_rows, held = split_rows(rows, cfg.eval_fraction, cfg.seed)
     splits = {"train": train_rows, "held_out": held}
+    # the phases ahead, as the monitor shows them (TRL tokenizes the pairs inside the trainer: not counted)
+    session.plan("loading model", "tokenizing", ("training", optimizer_steps(cfg, len(train_rows)), "steps"), "saving",
+                 *evaluation_plan(cfg, splits))
 
     # ---- Model (device before precision: autocast depends on the device)
+    session.phase("loading model")
     device = torch.device("cpu") if cfg.device == "cpu" else models.pick_device(cfg.device)
     prec = precision(cfg, device)
     model, tok, source = load_model(cfg, prec)
@@ -182,6 +203,7 @@ def build_trainer(cfg: PreferenceRunConfig, session, rows: list[dict] | None = N
         seed=cfg.seed, data_seed=cfg.seed, save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
         logging_steps=cfg.logging_steps, logging_first_step=True, report_to=[], dataloader_num_workers=0)
     callbacks = [session.callback()]
+    session.phase("tokenizing", detail=f"{len(train_rows)} pairs, in the trainer")
     train_ds = datasets.Dataset.from_list(train_rows)
     speed = {"gradient_checkpointing": False}
     try:
@@ -243,12 +265,39 @@ def words(text: str) -> int:
     return len(text.split())
 
 
-def evaluate(model, tok, cfg: PreferenceRunConfig, splits: dict, run_dir: Path) -> dict:
+def eval_prompts(cfg: PreferenceRunConfig) -> list:
+    """The held-out bundled prompts answered before and after (none when eval_prompts is 0)."""
+    from labs.preference import pairs
+    return pairs.load_prompts("prompts", "held_out")[:cfg.eval_prompts] if cfg.eval_prompts else []
+
+
+def evaluation_plan(cfg: PreferenceRunConfig, splits: dict) -> list[tuple]:
+    """The evaluation as a phase of the plan: each scored pair and each prompt, once per model (starting,
+    trained)."""
+    pairs_n = sum(min(len(rows), MAX_SCORED) for rows in splits.values())
+    prompts_n = len(eval_prompts(cfg))
+    if not pairs_n + prompts_n:
+        return []
+    return [("evaluating", 2 * (pairs_n + prompts_n), "items",
+             f"{pairs_n} pairs scored and {prompts_n} prompts answered, by the starting and the trained model")]
+
+
+def evaluate(model, tok, cfg: PreferenceRunConfig, splits: dict, run_dir: Path, progress=None) -> dict:
     """Scores of the labeled pairs and greedy answers to held-out prompts, with the adapter off (the
-    starting model) and on; writes eval_metrics.json, odds.jsonl and before_after.jsonl."""
+    starting model) and on; writes eval_metrics.json, odds.jsonl and before_after.jsonl.
+    progress(done, total, detail) after each pass over a split's pairs and each batch of prompts."""
     from labs import generate, store
-    from labs.preference import odds, pairs
+    from labs.preference import odds
     metrics: dict = {"method": cfg.method, "beta": cfg.beta}
+    plan = evaluation_plan(cfg, splits)
+    total, done = (plan[0][1] if plan else 0), [0]
+
+    def advanced(n, detail):
+        done[0] += n
+        if progress:
+            progress(done[0], total, detail)
+    if progress and total:
+        progress(0, total, "starting model")
     with open(run_dir / "odds.jsonl", "w") as fh:
         for split, rows in splits.items():
             rows = rows[:MAX_SCORED]
@@ -256,7 +305,9 @@ def evaluate(model, tok, cfg: PreferenceRunConfig, splits: dict, run_dir: Path) 
                 continue
             with model.disable_adapter():
                 before = odds.pair_scores(model, tok, rows, max_length=cfg.max_length)
+            advanced(len(rows), f"{split} pairs, starting model")
             after = odds.pair_scores(model, tok, rows, max_length=cfg.max_length)
+            advanced(len(rows), f"{split} pairs, trained model")
             metrics[split] = pair_metrics(before, after, cfg.method, cfg.beta)
             for r, b, a in zip(rows, before, after):
                 text = (lambda m: m[-1]["content"] if isinstance(m, list) else str(m))
@@ -267,11 +318,17 @@ def evaluate(model, tok, cfg: PreferenceRunConfig, splits: dict, run_dir: Path) 
                                      "chosen_mean_logp_after": a["chosen_mean_logp"],
                                      "rejected_mean_logp_before": b["rejected_mean_logp"],
                                      "rejected_mean_logp_after": a["rejected_mean_logp"]}, ensure_ascii=False) + "\n")
-    if cfg.eval_prompts:
-        prompts = pairs.load_prompts("prompts", "held_out")[:cfg.eval_prompts]
+    prompts = eval_prompts(cfg)
+    if prompts:
         kw = dict(max_new_tokens=cfg.max_new_tokens, batch_size=16)
-        before = [c[0] for c in generate.sample(model, tok, prompts, adapter=False, **kw)]
-        after = [c[0] for c in generate.sample(model, tok, prompts, adapter=True, **kw)]
+        answers = {}
+        for adapter, who in ((False, "starting model"), (True, "trained model")):
+            answers[adapter] = []
+            for i in range(0, len(prompts), 16):  # sample's own batches of 16: the answers are the same
+                answers[adapter] += [c[0] for c in generate.sample(model, tok, prompts[i:i + 16], adapter=adapter,
+                                                                   **kw)]
+                advanced(len(prompts[i:i + 16]), f"prompts, {who}")
+        before, after = answers[False], answers[True]
         with open(run_dir / "before_after.jsonl", "w") as fh:
             for p, b, a in zip(prompts, before, after):
                 fh.write(json.dumps({"prompt": store.prompt_text(p), "before": b, "after": a,
@@ -298,12 +355,14 @@ def train(cfg: PreferenceRunConfig, session, rows: list[dict] | None = None) -> 
 
     # ---- Save, then measure the starting model (adapter off) against the trained one
     if session.is_main:
+        session.phase("saving")
         out = run_dir / "adapter"
         trainer.save_model(str(out))
         tok.save_pretrained(str(out))
         summary["saved_to"] = str(out)
         t1 = time.perf_counter()
-        m = evaluate(trainer.model, tok, cfg, splits, run_dir)
+        m = evaluate(trainer.model, tok, cfg, splits, run_dir, progress=lambda done, total, detail: session.phase(
+            "evaluating", done, total, unit="items", detail=detail))
         summary["eval_seconds"] = round(time.perf_counter() - t1, 1)
         for split in ("train", "held_out"):
             for when in ("before", "after"):

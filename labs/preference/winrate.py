@@ -72,14 +72,16 @@ def make_ab_pairs(trained_spec: str, *, n: int = 0, prompts: str = "prompts", te
     if not batch.startswith(AB_PREFIX):
         batch = AB_PREFIX + batch
     sampling = {"temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed}
-    kw = dict(k=1, temperature=temperature, top_p=top_p if temperature > 0 else 1.0, max_new_tokens=max_new_tokens)
+    kw = dict(k=1, temperature=temperature, top_p=top_p if temperature > 0 else 1.0, max_new_tokens=max_new_tokens,
+              return_ended=True)
     ids, step = [], 8
     for i in range(0, len(chosen), step):
         chunk = chosen[i:i + step]
         a = [c[0] for c in generate.sample(loaded.model, loaded.tokenizer, chunk, adapter=True, seed=seed + i, **kw)]
         b = [c[0] for c in generate.sample(loaded.model, loaded.tokenizer, chunk, adapter=False, seed=seed + i, **kw)]
-        rows = [{"prompt": p, "a": x, "b": y, "model_a": trained_spec, "model_b": STARTING, "sampling": sampling}
-                for p, x, y in zip(chunk, a, b) if x.strip() or y.strip()]
+        rows = [{"prompt": p, "a": x, "b": y, "model_a": trained_spec, "model_b": STARTING,
+                 "sampling": {**sampling, "ended": {"a": x_ended, "b": y_ended}}}  # read by pairs.cut
+                for p, (x, x_ended), (y, y_ended) in zip(chunk, a, b) if x.strip() or y.strip()]
         ids += store.add_pairs(rows, batch=batch, source=f"blind A/B: {trained_spec} vs its starting model")
         if progress:
             progress(min(i + step, len(chosen)), len(chosen))

@@ -14,10 +14,12 @@ RENAME = {"train_loss": "train_loss_mean", "train_runtime": "train_runtime_s"}
 
 
 class ProgressCallback(TrainerCallback):
-    """Writes each Trainer log to metrics.jsonl with timing, updates status.json, honours Stop."""
+    """Writes each Trainer log to metrics.jsonl with timing, reports the phase `phase` (its steps and time
+    left) into status.json about once a second, honours Stop."""
 
-    def __init__(self, session, status_every_s: float = 1.0):
+    def __init__(self, session, status_every_s: float = 1.0, phase: str = "training"):
         self.session = session
+        self.phase = phase
         self.status_every_s = status_every_s
         self._t0 = None
         self._step0 = 0
@@ -27,7 +29,7 @@ class ProgressCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kw):
         self._t0 = time.perf_counter()
         self._step0 = state.global_step  # > 0 when resuming
-        self.session.progress(state.global_step, state.max_steps, None)
+        self.session.progress(state.global_step, state.max_steps, None, phase=self.phase)
 
     def _eta(self, state) -> float | None:
         done = state.global_step - self._step0
@@ -39,7 +41,7 @@ class ProgressCallback(TrainerCallback):
         now = time.perf_counter()
         if now - self._last_status >= self.status_every_s or state.global_step == state.max_steps:
             self._last_status = now
-            self.session.progress(state.global_step, state.max_steps, self._eta(state))
+            self.session.progress(state.global_step, state.max_steps, self._eta(state), phase=self.phase)
         if self.session.should_stop():
             control.should_save = True  # a checkpoint at this step, so Resume continues from here
             control.should_training_stop = True
@@ -64,4 +66,4 @@ class ProgressCallback(TrainerCallback):
         self.session.log(row)
 
     def on_train_end(self, args, state, control, **kw):
-        self.session.progress(state.global_step, state.max_steps, 0.0)
+        self.session.progress(state.global_step, state.max_steps, 0.0, phase=self.phase)

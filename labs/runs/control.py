@@ -21,7 +21,8 @@ from pathlib import Path
 import yaml
 
 from labs import paths
-from labs.runs.directory import (ACTIVE, ROOT, Run, RunError, get, proc_alive, runs_dir, slug,
+from labs.runs import progress
+from labs.runs.directory import (ACTIVE, ROOT, Run, RunError, get, list_runs, proc_alive, runs_dir, slug,
                                  write_json)
 
 MIN_FREE_GB = float(os.environ.get("LAB_MIN_FREE_GB", "2"))  # refuse to start below this much free disk
@@ -85,31 +86,65 @@ def start(run: Run | str, resume: bool = False) -> Run:
     return run
 
 
-def submit(recipe: str, config: dict, name: str | None = None) -> Run:
-    """Create a run and start it (it queues behind any job already training)."""
+# config fields that name a model, a dataset or a file: in shared mode none may point outside the data directory
+PATH_FIELDS = ("model", "dataset", "data", "encoder", "prompts", "init_run")
+
+
+def submit(recipe: str, config: dict, name: str | None = None, actor=None) -> Run:
+    """Create a run and start it (it queues behind any job already training). `actor` (labs.access) is its
+    owner: in shared mode it needs the right to start runs, stays within its limit of active runs, and no
+    model or data field of the config may name a place on the server outside the data directory."""
+    from labs import access
+    actor = actor or access.actor(None)
+    access.check(actor, "start_run", what=f"a {recipe} run")
+    if access.shared():
+        for key in PATH_FIELDS:
+            if isinstance(config.get(key), str):
+                paths.check_server_path(config[key], key)
+        for spec in config.get("models") or []:
+            paths.check_server_path(str(spec), "models")
+        limit = access.settings().limits["active_runs"]
+        mine = [r.id for r in list_runs() if r.status().get("owner") == actor.name
+                and r.status().get("state") in ACTIVE]
+        if actor.role != "admin" and len(mine) >= limit:
+            raise access.RightsError(f"{actor.name} has {len(mine)} runs queued or running (at most {limit} each); "
+                                     "wait for one to end or stop one")
     _check_disk(runs_dir())
-    return start(create(recipe, config, name))
+    run = create(recipe, config, name)
+    run.set_status(owner=actor.name)
+    return start(run)
 
 
-def stop(run_id: str) -> dict:
+def _check_control(run: Run, actor, verb: str) -> None:
+    from labs import access
+    access.check(actor or access.actor(None), "control_run", owner=run.status().get("owner", "local"),
+                 what=f"run {run.id}")
+
+
+def stop(run_id: str, actor=None) -> dict:
     """Graceful stop: the job finishes its current step, saves a checkpoint and exits (Resume continues)."""
     run = get(run_id)
+    _check_control(run, actor, "stop")
     st = run.status()
     if st["state"] == "queued":
         _kill_tree(st.get("pid"), st.get("pid_started"))
-        return run.set_status(state="stopped", error=None, note="cancelled while queued")
+        return run.set_status(state="stopped", error=None, note="cancelled while queued", finished_at=time.time())
     if st["state"] not in ("running", "stopping"):
         raise RunError(f"run {run.id} is {st['state']}, not running")
     (run.dir / "STOP").write_text(str(time.time()))
     return run.set_status(state="stopping")
 
 
-def kill(run_id: str) -> dict:
+def kill(run_id: str, actor=None) -> dict:
     """Hard kill: the whole process tree, now; memory is freed. Progress since the last checkpoint is lost."""
     run = get(run_id)
+    _check_control(run, actor, "kill")
     st = run.raw_status()
     _kill_tree(st.get("pid"), st.get("pid_started"))
-    return run.set_status(state="stopped", note="killed", pid=None)
+    now = time.time()
+    active = st.get("state") in ACTIVE
+    fields = {"finished_at": now, **progress.close(st, "stopped", now, returned=False)} if active else {}
+    return run.set_status(state="stopped", note="killed", pid=None, **fields)  # the run time ends here
 
 
 def _kill_tree(pid, started) -> None:
@@ -129,16 +164,18 @@ def _kill_tree(pid, started) -> None:
     psutil.wait_procs(procs, timeout=10)
 
 
-def resume(run_id: str) -> Run:
+def resume(run_id: str, actor=None) -> Run:
     """Start a stopped, failed or interrupted run again from its latest checkpoint."""
     run = get(run_id)
+    _check_control(run, actor, "resume")
     if run.latest_checkpoint() is None:
         raise RunError(f"run {run.id} has no checkpoint to resume from; start it again instead")
     return start(run, resume=True)
 
 
-def delete(run_id: str) -> None:
+def delete(run_id: str, actor=None) -> None:
     run = get(run_id)
+    _check_control(run, actor, "delete")
     if run.status().get("state") in ACTIVE:
         raise RunError(f"run {run.id} is still active; stop or kill it first")
     if run.dir.is_symlink():  # a link inside runs/: remove the link, never what it points to

@@ -2,7 +2,9 @@
 
     <data-dir>/runs/<run-id>/
         config.yaml      the recipe's config (what reproduces the job; no secrets)
-        status.json      queued | running | stopping | stopped | finished | failed | interrupted, + error
+        status.json      queued | running | stopping | stopped | finished | failed | interrupted, + error;
+                         queued_at -> started_at -> finished_at; the phase the job is in, its count and
+                         time left, and the plan of phases (labs/runs/progress.py)
         metrics.jsonl    one JSON object per log: step, epoch, loss, eval_loss, learning_rate, grad_norm,
                          tokens_per_s, elapsed_s, eta_s, plus method-specific keys
         record.json      library versions, model source and revision, data hash, device, world size
@@ -98,7 +100,8 @@ class Run:
 
     def status(self) -> dict:
         """status.json, with the truth about the process: an active run whose process is gone is
-        reported as interrupted (Resume offered); an unreadable directory as corrupt."""
+        reported as interrupted (Resume offered); an unreadable directory as corrupt. The one place that
+        decides the state a person sees: the monitor, the run pickers' labels and `runs list` all show this."""
         p = self.dir / "status.json"
         try:
             st = json.loads(p.read_text())
@@ -224,42 +227,67 @@ def list_runs() -> list[Run]:
 
 # queue_position is asked twice a second by every waiting job and at each tick of a page showing a queued
 # run, so it reads little: a status.json is parsed again only when its (inode, size, mtime) changed
-# (write_json replaces the file, so every write gets a new inode), and a queued job's liveness (psutil)
-# is checked at most once per ALIVE_TTL_S: a job that died while queued still counts for up to 2 s.
+# (write_json replaces the file, so every write gets a new inode), and an active job's liveness (psutil) is
+# checked at most once per ALIVE_TTL_S: a job that died while queued still counts for up to 2 s.
 # Each call builds fresh dicts from the previous ones (never mutates them): safe from several threads.
 ALIVE_TTL_S = 2.0
-_queued_seen: dict[str, tuple] = {}  # status.json path -> (stat key, (queued_at, pid, pid_started) | None)
+_active_seen: dict[str, tuple] = {}  # status.json path -> (stat key, (state, queued_at, pid, pid_started) | None)
 _alive_seen: dict[tuple, tuple] = {}  # (pid, pid_started) -> (monotonic time checked, alive)
 
 
-def queue_position(run: Run) -> int | None:
-    """1 = next to train. Only queued runs whose process is alive count."""
-    global _queued_seen, _alive_seen
-    queued, alive, now, waiting = {}, {}, time.monotonic(), []
+def _line() -> dict[str, list[str]]:
+    """Ids of the active runs whose process is alive, by state, in order of queued_at (the queue's order)."""
+    global _active_seen, _alive_seen
+    seen, alive, now, found = {}, {}, time.monotonic(), []
     for r in list_runs():
         path = str(r.dir / "status.json")
         try:
             s = os.stat(path)
         except OSError:
-            continue  # no status: not queued
+            continue  # no status: not active
         key = (s.st_ino, s.st_size, s.st_mtime_ns)
-        hit = _queued_seen.get(path)
+        hit = _active_seen.get(path)
         if hit and hit[0] == key:
             q = hit[1]
         else:
             st = r.raw_status()
-            q = (st.get("queued_at", 0), st.get("pid"), st.get("pid_started")) if st.get("state") == "queued" else None
-        queued[path] = (key, q)
+            q = (st.get("state"), st.get("queued_at", 0), st.get("pid"), st.get("pid_started")) \
+                if st.get("state") in ACTIVE else None
+        seen[path] = (key, q)
         if q is None:
             continue
-        checked = _alive_seen.get(q[1:])
+        checked = _alive_seen.get(q[2:])
         if checked is None or now - checked[0] >= ALIVE_TTL_S:
-            checked = (now, proc_alive(*q[1:]))
-        alive[q[1:]] = checked
+            checked = (now, proc_alive(*q[2:]))
+        alive[q[2:]] = checked
         if checked[1]:
-            waiting.append((q[0], r.id))
-    _queued_seen, _alive_seen = queued, alive
-    ids = [rid for _, rid in sorted(waiting)]
+            found.append((q[1] or 0, r.id, q[0]))
+    _active_seen, _alive_seen = seen, alive
+    out: dict[str, list[str]] = {state: [] for state in ACTIVE}
+    for _, rid, state in sorted(found):
+        out[state].append(rid)
+    return out
+
+
+def queue_position(run: Run) -> int | None:
+    """1 = next to train. Only queued runs whose process is alive count."""
+    ids = _line()["queued"]
     return ids.index(run.id) + 1 if run.id in ids else None
 
 
+def queue_ahead(run: Run) -> list[str]:
+    """The jobs a queued run waits for, in order: the one training (running or stopping), then the queued
+    runs before it. Empty when the run is not waiting in the queue."""
+    line = _line()
+    ids = line["queued"]
+    if run.id not in ids:
+        return []
+    return line["running"] + line["stopping"] + ids[:ids.index(run.id)]
+
+
+def start_estimate(run: Run, now: float | None = None) -> dict:
+    """When a queued run should start, from the jobs ahead of it (labs.runs.progress.start_estimate), with
+    "ahead": their ids in order. Reads only those runs' status.json."""
+    from labs.runs import progress
+    ahead = [(rid, Run(runs_dir() / rid).status()) for rid in queue_ahead(run)]
+    return {**progress.start_estimate(ahead, time.time() if now is None else now), "ahead": [rid for rid, _ in ahead]}

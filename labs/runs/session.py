@@ -1,8 +1,11 @@
 """The job side of a run: what a recipe process (`python -m labs.<recipe> --config …`) uses.
 
     with runs.recipe_session(config_path) as session:   # queue, mark running, record how it ended
+        session.plan("loading model", ("training", max_steps, "steps"), "saving", ("evaluating", 60, "rows"))
+        session.phase("loading model")                   # each phase as it begins (labs/runs/progress.py)
         session.record(model_source=..., data_hash=...)
-        trainer = SFTTrainer(..., callbacks=[session.callback()])
+        trainer = SFTTrainer(..., callbacks=[session.callback()])   # reports the training phase's steps
+        session.phase("evaluating", done, total, unit="rows")         # ETA: measured seconds per row x rows left
 
 The app side (create, start, stop, kill, resume, list) is labs.runs.control and labs.runs.directory;
 `from labs import runs` gives recipe_session too.
@@ -24,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from labs.runs.control import create
+from labs.runs import progress as phases
 from labs.runs.directory import OOM_ADVICE, ROOT, Run, RunError, queue_position, runs_dir, slug, write_json
 
 
@@ -53,6 +57,8 @@ class RecipeSession:
         self.resume_checkpoint = str(resume_checkpoint) if resume_checkpoint else None
         self.is_main = _rank() == 0
         self._lock = threading.Lock()
+        self._phase = self._detail = None  # the phase last written, and when (monotonic)
+        self._written, self._done0 = 0.0, 0
 
     def should_stop(self) -> bool:
         return (self.dir / "STOP").exists()
@@ -63,9 +69,38 @@ class RecipeSession:
         with self._lock, open(self.dir / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps({"time": time.time(), **row}, default=float) + "\n")
 
-    def progress(self, step: int, max_steps: int, eta_s: float | None = None, **extra) -> None:
+    def progress(self, step: int, max_steps: int, eta_s: float | None = None, phase: str = "training",
+                 **extra) -> None:
+        """A trainer's steps (the callback throttles them): phase `phase` at step/max_steps, with the fields
+        step, max_steps and eta_s (that phase's time left) as the monitor and `runs list` read them."""
+        self.phase(phase, step, max_steps, unit="steps", seconds_left=eta_s, every_s=0.0, step=step,
+                   max_steps=max_steps, eta_s=eta_s, **extra)
+
+    def plan(self, *items) -> None:
+        """The phases this job will go through, in order: names, or (name, total, unit[, detail]) for work
+        that is counted; the monitor shows what is still ahead (\"then evaluating 60 rows\")."""
         if self.is_main:
-            self.run.set_status(step=step, max_steps=max_steps, eta_s=eta_s, **extra)
+            self.run.set_status(phases=phases.plan_entries(items, self.run.raw_status().get("phases")))
+
+    def phase(self, name: str, done: int | None = None, total: int | None = None, *, unit: str | None = None,
+              detail: str | None = None, seconds_left: float | None = None, every_s: float = 1.0,
+              **extra) -> None:
+        """The job is in phase `name`, `done` of `total` units (`extra`: more status fields written with it).
+        Written at once when the phase (or its detail) changes or the count reaches its total, else at most
+        every `every_s` seconds. seconds_left None: the phase's own measured rate (seconds per unit so far x
+        units left), known once a unit is done."""
+        if not self.is_main:
+            return
+        now, mono = time.time(), time.monotonic()
+        fresh = (name, detail) != (self._phase, self._detail)
+        if not fresh and done != total and mono - self._written < every_s:
+            return
+        if name != self._phase:
+            self._done0 = done or 0  # a resumed training starts past 0: its rate counts from here
+        self._phase, self._detail, self._written = name, detail, mono
+        fields = phases.advance(self.run.raw_status(), name, done, total, unit, detail, seconds_left, now,
+                                self._done0)
+        self.run.set_status(**fields, **extra)
 
     def record(self, **fields) -> None:
         if not self.is_main:
@@ -76,9 +111,10 @@ class RecipeSession:
         rec["world_size"] = int(os.environ.get("WORLD_SIZE", "1"))
         write_json(self.dir / "record.json", rec)
 
-    def callback(self):
+    def callback(self, phase: str = "training"):
+        """The Trainer callback: metrics.jsonl, the phase `phase` step by step, Stop."""
         from labs.runs.callback import ProgressCallback
-        return ProgressCallback(self)
+        return ProgressCallback(self, phase=phase)
 
 
 def _wait_for_queue(run: Run) -> None:
@@ -152,27 +188,32 @@ def recipe_session(config_path: str | os.PathLike, resume: bool | None = None, r
         _wait_for_queue(run)
         if ckpt is not None:
             _truncate_metrics(run, int(ckpt.name.split("-")[-1]))
-        run.set_status(state="running", started_at=time.time(), error=None, log_tail=None,
-                       resumed_from=str(ckpt) if ckpt else None)
+        # a new attempt: the phases are the ones this attempt reports (labs/runs/progress.py)
+        run.set_status(state="running", started_at=time.time(), finished_at=None, error=None, log_tail=None,
+                       resumed_from=str(ckpt) if ckpt else None, phase=None, phases=[], phase_started_at=None,
+                       phase_eta_s=None, phase_done=None, phase_total=None, phase_detail=None)
     session = RecipeSession(run, ckpt)
     try:
         yield session
     except BaseException as e:  # noqa: BLE001 - every ending is recorded, then re-raised
         if main:
+            now = time.time()
             if isinstance(e, (KeyboardInterrupt, SystemExit)) and not (isinstance(e, SystemExit) and e.code):
-                run.set_status(state="stopped", finished_at=time.time(), note="interrupted by signal")
+                run.set_status(state="stopped", finished_at=now, note="interrupted by signal",
+                               **phases.close(run.raw_status(), "stopped", now, returned=False))
             else:
                 text = f"{type(e).__name__}: {e}"
                 oom = "out of memory" in text.lower() or type(e).__name__ == "OutOfMemoryError"
                 traceback.print_exc()
                 sys.stderr.flush()
-                run.set_status(state="failed", finished_at=time.time(), error=text[:2000],
-                               advice=OOM_ADVICE if oom else None, log_tail=run.log_tail(30))
+                run.set_status(state="failed", finished_at=now, error=text[:2000],
+                               advice=OOM_ADVICE if oom else None, log_tail=run.log_tail(30),
+                               **phases.close(run.raw_status(), "failed", now, returned=False))
         raise
     else:
         if main:
-            stopped = session.should_stop()
-            run.set_status(state="stopped" if stopped else "finished", finished_at=time.time())
+            ending, now = "stopped" if session.should_stop() else "finished", time.time()
+            run.set_status(state=ending, finished_at=now, **phases.close(run.raw_status(), ending, now))
             with contextlib.suppress(FileNotFoundError):
                 (run.dir / "STOP").unlink()
 

@@ -120,10 +120,13 @@ def out_folder(out, run_dir: Path) -> Path:
 
 
 def export(run_dir, out: str | Path | None = None, push_to_hub: str = "", token: str | None = None,
-           private: bool = True) -> Path:
+           private: bool = True, actor=None) -> Path:
     """Merge the run's adapter into its base (or copy a full model), save safetensors + README.md.
-    `run_dir`: a run id or a run's folder (see run_folder)."""
-    from labs import models
+    `run_dir`: a run id or a run's folder (see run_folder). A push uses `token`, else the server's HF_TOKEN,
+    which in shared mode only an admin may use (labs.access.hub_token)."""
+    from labs import access, models
+    if push_to_hub:
+        token = access.hub_token(actor or access.actor(None), token)
     run_dir = run_folder(run_dir)
     out = out_folder(out, run_dir)
     try:

@@ -150,12 +150,14 @@ def _callbacks(cfg, session, tok, watch_rows, t_start):
 # --------------------------------------------------------------------------- the recipe
 class NullSession:
     """A session without a run directory's bookkeeping, for using the recipe from code or a benchmark:
-    `build_trainer(cfg, NullSession(out_dir))`."""
+    `build_trainer(cfg, NullSession(out_dir))`. The phases reported are kept in order in `phases`."""
 
     def __init__(self, out_dir):
         self.dir, self.resume_checkpoint, self.is_main = Path(out_dir), None, int(os.environ.get("RANK", "0")) == 0
         self.rows: list[dict] = []
         self.recorded: dict = {}
+        self.planned: list = []
+        self.phases: list[tuple] = []  # (name, done, total) of every report
 
     def log(self, row):
         self.rows.append(row)
@@ -163,12 +165,36 @@ class NullSession:
     def record(self, **fields):
         self.recorded.update(fields)
 
+    def plan(self, *items):
+        self.planned = list(items)
+
+    def phase(self, name, done=None, total=None, **kw):
+        self.phases.append((name, done, total))
+
+    def progress(self, step, max_steps, eta_s=None, phase="training", **kw):
+        self.phase(phase, step, max_steps)
+
     def should_stop(self):
         return False
 
-    def callback(self):
+    def callback(self, phase: str = "training"):
         from transformers import TrainerCallback
         return TrainerCallback()
+
+
+def held_out_rows(cfg: SFTRunConfig, splits: dict) -> list[dict]:
+    """The rows answered by generation at the end: the test split (else validation), text rows left out."""
+    return [r for r in (splits.get("test") or splits["validation"]) if "text" not in r][:cfg.eval_rows]
+
+
+def evaluation_plan(cfg: SFTRunConfig, splits: dict) -> list[tuple]:
+    """The held-out evaluation as a phase of the plan: answers to generate (rows x models), or nothing."""
+    n = len(held_out_rows(cfg, splits)) if cfg.eval_rows else 0
+    if not n:
+        return []
+    both = cfg.method == "lora" and cfg.eval_base
+    return [("evaluating", n * (2 if both else 1), "answers",
+             f"{n} held-out rows x {'fine-tuned and base model' if both else 'fine-tuned model'}")]
 
 
 def build_trainer(cfg: SFTRunConfig, session, splits: dict | None = None):
@@ -184,17 +210,27 @@ def build_trainer(cfg: SFTRunConfig, session, splits: dict | None = None):
     run_dir = Path(session.dir)
 
     # ---- Data: rows -> prompt/completion -> token ids + labels (prompt masked unless completion_only is off)
-    splits = splits or load_splits(cfg.dataset, cfg.task_filter(), cfg.max_train_rows)
+    if not splits:
+        session.phase("loading data")
+        splits = load_splits(cfg.dataset, cfg.task_filter(), cfg.max_train_rows)
+    to_tokenize = splits["train"] + splits["validation"][:cfg.max_eval_rows or None]
+    # the phases ahead, as the monitor shows them; the training's steps are known exactly when it begins
+    session.plan("loading model", ("tokenizing", len(to_tokenize), "rows"), ("training", cfg.max_steps or None,
+                 "steps"), "saving", *evaluation_plan(cfg, splits), *(["pushing"] if cfg.push_to_hub else []))
 
     # ---- Model (device before precision: autocast depends on the device)
+    session.phase("loading model")
     device = torch.device("cpu") if cfg.device == "cpu" else models.pick_device(cfg.device)
     prec = resolve_precision(cfg, device)
     model, tok, source = load_model(cfg, device, prec)
     trainable, total = count_params(model)
 
-    train_rows = [tokenize_row(tok, r, cfg.max_length, cfg.completion_only) for r in splits["train"]]
-    val_rows = [tokenize_row(tok, r, cfg.max_length, cfg.completion_only)
-                for r in splits["validation"][:cfg.max_eval_rows or None]]
+    session.phase("tokenizing", 0, len(to_tokenize), unit="rows")
+    tokenized_rows = []
+    for r in to_tokenize:
+        tokenized_rows.append(tokenize_row(tok, r, cfg.max_length, cfg.completion_only))
+        session.phase("tokenizing", len(tokenized_rows), len(to_tokenize), unit="rows")
+    train_rows, val_rows = tokenized_rows[:len(splits["train"])], tokenized_rows[len(splits["train"]):]
     cut = truncation_report(train_rows, cfg.max_length)
     if cut.get("warning"):
         print(f"warning: {cut['warning']}", flush=True)
@@ -266,6 +302,7 @@ def train(cfg: SFTRunConfig, session) -> dict:
 
     # ---- Save (the best checkpoint is loaded back first: load_best_model_at_end)
     if session.is_main:
+        session.phase("saving")
         out = run_dir / ("adapter" if cfg.method == "lora" else "model")
         trainer.save_model(str(out))
         tok.save_pretrained(str(out))
@@ -274,15 +311,20 @@ def train(cfg: SFTRunConfig, session) -> dict:
         summary["saved_to"] = str(out)
 
     # ---- Held-out evaluation by generation (test split, else validation), before vs after for LoRA
-    held = [r for r in (splits.get("test") or splits["validation"]) if "text" not in r]
-    if session.is_main and cfg.eval_rows and held:
+    rows = held_out_rows(cfg, splits) if cfg.eval_rows else []
+    if session.is_main and rows:
         from labs.evaluation.metrics import evaluate_rows
-        rows = held[:cfg.eval_rows]
         m = trainer.model
-        metrics, preds = evaluate_rows(m, tok, rows, cfg.metric())
+        answers = evaluation_plan(cfg, splits)[0][1]  # rows x models
+
+        def report(offset, detail):  # the phase's count goes on from the answers already made
+            session.phase("evaluating", offset, answers, unit="answers", detail=detail)
+            return lambda done, n: session.phase("evaluating", offset + done, answers, unit="answers", detail=detail)
+        metrics, preds = evaluate_rows(m, tok, rows, cfg.metric(), progress=report(0, "fine-tuned model"))
         if cfg.method == "lora" and cfg.eval_base:
             with m.disable_adapter():
-                base_metrics, _ = evaluate_rows(m, tok, rows, cfg.metric())
+                base_metrics, _ = evaluate_rows(m, tok, rows, cfg.metric(),
+                                                progress=report(len(rows), "base model (adapter off)"))
             metrics.update({f"base/{k}": v for k, v in base_metrics.items() if k != "n"})
         (run_dir / "eval_metrics.json").write_text(json.dumps(metrics, indent=1))
         with open(run_dir / "eval_predictions.jsonl", "w") as f:
@@ -292,6 +334,7 @@ def train(cfg: SFTRunConfig, session) -> dict:
     session.log({**summary, "final": True})
 
     if session.is_main and cfg.push_to_hub:
+        session.phase("pushing")
         from labs.sft.export import export
         export(run_dir, push_to_hub=cfg.push_to_hub)
     return summary
