@@ -91,8 +91,8 @@ MODEL = ModelLoads()
 def build(default_model: str | None = None, snapshots=None):
     import gradio as gr
 
-    from components.shared import AppContext
-    from labs import models, paths, runs
+    from components.shared import AppContext, who_line
+    from labs import access, models, paths, runs
 
     default_model = default_model or models.DEFAULT_MODEL
     with gr.Blocks(title="Fine-tuning Lab") as demo:
@@ -103,6 +103,11 @@ def build(default_model: str | None = None, snapshots=None):
                 allow_custom_value=True, label="Model (Hub id, local directory, or a run's adapter)", scale=3)
         header = gr.Markdown(MODEL.header(default_model))
         header_timer = gr.Timer(1.0, active=False)  # ticks only while this session's model is loading
+        with gr.Row():
+            who = gr.Markdown()  # shared mode: who this page acts as
+            storage = gr.Markdown(storage_note(snapshots))
+            if access.settings().identity == "oauth":
+                gr.LoginButton(scale=0)
         ctx = AppContext(paths.data_dir(), model_spec)
 
         for title, module, teaches in TABS:
@@ -118,6 +123,10 @@ def build(default_model: str | None = None, snapshots=None):
         def on_pick(spec):
             if not (spec or "").strip():
                 raise gr.Error("Model: give a Hub id, a local directory, or a run directory.")
+            try:  # a shared lab loads nothing from elsewhere on the server
+                paths.check_server_path(spec, "model")
+            except paths.NameRefused as e:
+                raise gr.Error(str(e)) from None
             MODEL.load_async(spec.strip())
             return MODEL.header(spec.strip()), gr.Timer(active=MODEL.state(spec.strip()) == "loading")
 
@@ -130,9 +139,25 @@ def build(default_model: str | None = None, snapshots=None):
         header_timer.tick(tick, model_spec, [header, header_timer], queue=False, show_progress="hidden",
                           api_name="model_status")
         demo.load(tick, model_spec, [header, header_timer], queue=False)
+        demo.load(who_line, None, who, queue=False, api_visibility="private")
+        demo.load(lambda: storage_note(snapshots), None, storage, queue=False, api_visibility="private")
         for fn, outputs, inputs in ctx.loads:  # pickers derived from the data directory, read at each page load
             demo.load(fn, inputs, outputs, queue=False, show_progress="hidden", api_visibility="private")
     return demo
+
+
+def storage_note(snapshots) -> str:
+    """Where the data lives and when it was last saved elsewhere (shared mode); '' for one local person."""
+    from labs import access, paths
+    if not access.shared():
+        return ""
+    if snapshots is None:
+        return (f"⚠️ Data lives only on this server's disk ({paths.data_dir()}): on a Space a restart loses every "
+                "label, rating, run and dataset. Set a snapshot target, or export everything from the Admin tab.")
+    when = time.strftime("%H:%M:%S", time.localtime(snapshots.last_saved)) if snapshots.last_saved else "not yet"
+    err = f" · ⚠️ last snapshot failed: {snapshots.last_error}" if snapshots.last_error else ""
+    return f"Data: {paths.data_dir()} · snapshots to {snapshots.target} every " \
+           f"{snapshots.every_s / 60:g} min · last saved {when}{err}"
 
 
 def _adapter_choices(runs):

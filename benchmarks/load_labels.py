@@ -91,15 +91,13 @@ def run(url: str, people: list[tuple[str, str]], kind: str, loop_name: str = "lo
             "calls": len(latency)}
 
 
-def stored(data: Path, kind: str) -> list[tuple[int, str]]:
+def stored(data: Path, kind: str, loop_name: str = "load") -> list[tuple[int, str]]:
     """(item id, person) of every label or rating in the store."""
-    import sqlite3
-    con = sqlite3.connect(data / "lab.sqlite")
-    try:
-        q = "SELECT pair_id, annotator FROM labels" if kind == "labels" else "SELECT sample_id, rater FROM ratings"
-        return [tuple(r) for r in con.execute(q)]
-    finally:
-        con.close()
+    from labs import paths, store
+    paths.set_data_dir(data)
+    if kind == "labels":
+        return [(lab["pair_id"], lab["annotator"]) for lab in store.labels()]
+    return [(r["sample_id"], r["rater"]) for r in store.ratings(loop_name)]
 
 
 def check(data: Path, result: dict, kind: str) -> dict:

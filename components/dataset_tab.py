@@ -17,9 +17,11 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from components.shared import actor_of
 from labs import data, models
 from labs.data import workspace
 from labs.data.display import chat_html, column_widths, md_code
+from labs.errors import LabError
 
 FORMAT_CHOICES = ["auto"] + list(data.FORMATS)
 PREVIEW_ROWS = 200
@@ -93,7 +95,7 @@ def load_file(file, fmt, mapping, st):
 
 
 def load_path(path, fmt, mapping, st):
-    return _ingest(lambda: data.read_file(Path(path.strip()).expanduser()) if path and path.strip()
+    return _ingest(lambda: data.read_user_file(Path(path.strip()).expanduser()) if path and path.strip()
                    else (_ for _ in ()).throw(data.DataError("type a file or folder path first")), fmt, mapping, st)
 
 
@@ -301,7 +303,7 @@ def convert(st, target, form):
                        + (f" · skipped {len(out.skipped)}:{skipped}" if out.skipped else ""))
 
 
-def save(st, target, form, validation, test, seed, name, overwrite):
+def save(st, target, form, validation, test, seed, name, overwrite, request: gr.Request = None):
     try:
         out = _convert(st, target, form)
         strat = "label" if target == "kto" else None
@@ -310,8 +312,8 @@ def save(st, target, form, validation, test, seed, name, overwrite):
         path = data.save_dataset((name or "").strip(), splits, fmt={"sft": "sft", "preference": "preference",
                                                                        "kto": "kto"}[target],
                                  source=st["source"], overwrite=bool(overwrite),
-                                 extra={"input_format": st["format"], "seed": int(seed)})
-    except (data.DataError, ValueError) as e:  # said once, in the note under the buttons
+                                 extra={"input_format": st["format"], "seed": int(seed)}, actor=actor_of(request))
+    except (LabError, ValueError) as e:  # said once, in the note under the buttons (a refusal of rights too)
         return f"⚠️ {e}", None, gr.update()
     counts = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
     files = [str(p) for p in sorted(path.glob("*.jsonl"))]
@@ -322,10 +324,11 @@ def save(st, target, form, validation, test, seed, name, overwrite):
         gr.update(choices=data.list_datasets(), value=path.name)
 
 
-def push(name, repo_id, token, private):
+def push(name, repo_id, token, private, request: gr.Request = None):
     try:
-        url = data.push_to_hub(name, (repo_id or "").strip(), token=token or None, private=bool(private))
-    except data.DataError as e:  # said once, in the note under the button
+        url = data.push_to_hub(name, (repo_id or "").strip(), token=token or None, private=bool(private),
+                               actor=actor_of(request))
+    except LabError as e:  # said once, in the note under the button
         return f"⚠️ {e}"
     return f"Pushed to {url}"
 

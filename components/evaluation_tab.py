@@ -14,7 +14,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from components.shared import (dataset_choices, error_markdown, is_live, preferred_run, run_choices, run_view,
+from components.shared import (actor_of, dataset_choices, error_markdown, is_live, preferred_run, run_choices, run_view,
                                status_markdown)
 from labs import runs
 from labs.data.display import column_widths, md_code
@@ -49,7 +49,7 @@ def model_choices(base: str | None) -> list[tuple[str, str]]:
 
 # --------------------------------------------------------------------------- handlers (plain functions)
 def start(models, data, split, task, tasks, max_rows, max_new_tokens, loss, compare_base, forgetting, bias,
-          templates, groups, label, slice_by=""):
+          templates, groups, label, slice_by="", request: gr.Request = None):
     models = [m for m in (models or []) if m]
     try:
         cfg = EvalConfig(models=models, data=(data or "").strip(), split=split, task=task, tasks=tasks.strip(),
@@ -57,7 +57,7 @@ def start(models, data, split, task, tasks, max_rows, max_new_tokens, loss, comp
                          compare_base=bool(compare_base), forgetting=bool(forgetting), bias=bool(bias),
                          bias_templates=templates or "", bias_groups=groups or "", bias_label=(label or "").strip(),
                          slice_by=slice_by or "")
-        run = runs.submit("evaluation", cfg.to_dict(), name="evaluation")
+        run = runs.submit("evaluation", cfg.to_dict(), name="evaluation", actor=actor_of(request))
     except LabError as e:
         gr.Warning(str(e))
         return gr.update(), f"⚠️ **{e}**"
@@ -82,12 +82,12 @@ def tick(run_id, seen):
     return (*status(run_id), view, timer)
 
 
-def stop(run_id):
+def stop(run_id, request: gr.Request = None):
     if not run_id:
         raise gr.Error("Pick an evaluation run first.")
     try:
-        runs.stop(run_id)
-    except runs.RunError as e:
+        runs.stop(run_id, actor=actor_of(request))
+    except LabError as e:
         raise gr.Error(str(e)) from None
     return status(run_id)[0]
 

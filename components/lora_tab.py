@@ -13,8 +13,9 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from components.shared import GPU_QUEUE, is_live, run_view
+from components.shared import GPU_QUEUE, actor_of, is_live, run_view
 from labs import lora
+from labs.errors import LabError
 from labs.lora import LoraError
 from labs.sft.config import PRESETS
 
@@ -102,8 +103,8 @@ def scaling_table(alpha: float) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- sweeps
-def sweep_start(name, header, ranks, alpha_mode, alpha, targets, steps, lr, eval_rows, use_rslora, batch=4):
-    from labs import runs
+def sweep_start(name, header, ranks, alpha_mode, alpha, targets, steps, lr, eval_rows, use_rslora, batch=4,
+                request: gr.Request = None):
     from labs.lora import sweep as lora_sweep
     try:
         ranks = sorted(int(r) for r in (ranks or []))
@@ -115,8 +116,8 @@ def sweep_start(name, header, ranks, alpha_mode, alpha, targets, steps, lr, eval
         rec = lora_sweep.start_sweep((name or "").strip() or None, ranks=ranks, alphas=alphas,
                                      model=(header or "").strip() or None, targets=targets, max_steps=int(steps),
                                      learning_rate=float(lr), eval_rows=int(eval_rows), use_rslora=bool(use_rslora),
-                                     batch_size=int(batch or 4))
-    except (LoraError, runs.RunError) as e:
+                                     batch_size=int(batch or 4), actor=actor_of(request))
+    except LabError as e:
         gr.Warning(str(e))
         return gr.update(), _error(str(e))
     return (gr.update(choices=lora_sweep.list_sweeps(), value=rec["name"]),
@@ -172,13 +173,13 @@ def sweep_tick(name, seen):
     return (*sweep_status(name), view, timer)
 
 
-def sweep_stop(name):
+def sweep_stop(name, request: gr.Request = None):
     from labs.lora import sweep as lora_sweep
     if not name:
         return "No sweep selected."
     try:
-        lora_sweep.stop_sweep(name)
-    except LoraError as e:
+        lora_sweep.stop_sweep(name, actor=actor_of(request))
+    except LabError as e:
         return _error(str(e))
     return f"Stopping **{name}**: the running point saves a checkpoint; queued points are cancelled."
 

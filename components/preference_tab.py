@@ -316,7 +316,7 @@ def build(ctx):
     with gr.Accordion("Annotators and agreement", open=False):
         agree_btn = gr.Button("Compute agreement")
         agree_md = gr.Markdown(**NO_MARKUP)
-        agree_df = gr.Dataframe(pd.DataFrame(columns=AGREE_COLUMNS), label="Pairs with differing choices", wrap=True,
+        agree_df = gr.Dataframe(headers=AGREE_COLUMNS, label="Pairs with differing choices", wrap=True,
                                 elem_id="pref-disagreements")
     with gr.Accordion("Export the labels", open=False):
         with gr.Row():

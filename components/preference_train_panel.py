@@ -116,34 +116,29 @@ def accuracy_markdown(m: dict) -> str:
     return "**Starting model vs trained** (measured after training, adapter off vs on)\n\n" + "\n".join(lines) + note
 
 
-BEFORE_AFTER = {"prompt": "prompt", "before": "starting model", "after": "trained", "before_words": "words before",
-                "after_words": "words after"}  # before_after.jsonl's keys -> the table's columns
+# the tables' columns, shown as their headers before a run has filled them (None draws the headers alone)
+BEFORE_AFTER_COLUMNS = ["prompt", "before", "after", "before_words", "after_words"]  # before_after.jsonl's keys
 ODDS_COLUMNS = ["split", "prompt", "chosen", "rejected", "log odds before", "log odds after"]
-
-
-def _empty(columns) -> pd.DataFrame:
-    return pd.DataFrame(columns=list(columns))
 
 
 def details(run_id):
     """Live reward charts, then (after the run) the before/after table, accuracies and the per-pair odds."""
     from labs.preference.odds import WHY_NOT_A_COLUMN
     from labs.preference.plots import odds_figure, rewards_figure
-    ba, odds_df = _empty(BEFORE_AFTER.values()), _empty(ODDS_COLUMNS)
     if not run_id:
-        return (None, ba, "", odds_df, None, "")
+        return (None, None, "", None, None, "")
     try:
         r = run_results(run_id)
     except runs.RunError as e:
-        return (None, ba, f"⚠️ {escape_md(e)}", odds_df, None, "")
-    md, why, odds_fig = "", "", None
+        return (None, None, f"⚠️ {escape_md(e)}", None, None, "")
+    md, why, ba, odds_df, odds_fig = "", "", None, None, None
     if r["eval_metrics"] is not None:
         md = accuracy_markdown(r["eval_metrics"])
         if r["steps"] is not None:
             seconds = "?" if r["train_seconds"] is None else r["train_seconds"]
             md += f"\n\nTraining time: {seconds} s over {r['steps']} steps."
     if r["before_after"] is not None:
-        ba = pd.DataFrame(r["before_after"]).rename(columns=BEFORE_AFTER)
+        ba = pd.DataFrame(r["before_after"])
     if r["odds"] is not None:
         odds_fig = odds_figure(r["odds"])
         odds_df = pd.DataFrame([{"split": o["split"], "prompt": o["prompt"][:120], "chosen": o["chosen"][:160],
@@ -232,10 +227,10 @@ def build_training(ctx):
     mon = ctx.run_monitor("pref_train", recipe="preference")
     rewards_plot = gr.Plot(label="Rewards · margin · reward accuracy · log-probabilities", elem_id="pref-rewards")
     acc_md = gr.Markdown(elem_id="pref-accuracy")
-    before_after = gr.Dataframe(_empty(BEFORE_AFTER.values()), label="Held-out prompts: starting model vs trained "
+    before_after = gr.Dataframe(headers=BEFORE_AFTER_COLUMNS, label="Held-out prompts: starting model vs trained "
                                 "(greedy)", wrap=True, elem_id="pref-before-after")
     with gr.Row():
-        odds_df = gr.Dataframe(_empty(ODDS_COLUMNS), label="ORPO's log odds ratio per labeled pair", wrap=True, scale=3,
+        odds_df = gr.Dataframe(headers=ODDS_COLUMNS, label="ORPO's log odds ratio per labeled pair", wrap=True, scale=3,
                                elem_id="pref-odds")
         odds_plot = gr.Plot(label="Log odds ratio before vs after", scale=2, elem_id="pref-odds-plot")
     why_md = gr.Markdown()

@@ -173,7 +173,7 @@ def _search_view(search_id):
     return search.describe(res), search.figure(res)  # a Figure object, never held by pyplot
 
 
-def search_start(search_preset, grid, n_random, form_preset, *values):
+def search_start(search_preset, grid, n_random, form_preset, *values, request: gr.Request = None):
     """Queue the trials: the search preset with what the form changed from its own preset (encoder, dataset,
     steps, device, ...), each with the grid's settings. Returns (message, picker, table, chart)."""
     from labs.encoder import search
@@ -182,7 +182,7 @@ def search_start(search_preset, grid, n_random, form_preset, *values):
         base = preset(form_preset) if form_preset in PRESETS else EncoderRunConfig()
         changes = {n: getattr(cfg, n) for n in FIELDS if getattr(cfg, n) != getattr(base, n) and n != "eval_split"}
         rec = search.start(search_preset, search.parse_grid(grid), n_random=int(n_random or 0),
-                           overrides=changes)
+                           overrides=changes, actor=actor_of(request))
     except (LabError, ValueError) as e:
         gr.Warning(str(e))
         return f"⚠️ **{e}**", gr.update(), gr.update(), gr.update()
@@ -279,7 +279,7 @@ def build_encoder(ctx):
     drawn = gr.State(None)  # per browser session: (run id, state, metrics stat) the details were drawn from
     mon.after_draw(details_follow, [mon.run_id, mon.seen, drawn], [*out, drawn])
     gr.api(results, api_name="encoder_results")
-    s_btn.click(search_start, [s_preset, s_grid, s_random, preset_dd, *form], [s_msg, s_pick, s_md, s_plot],
+    s_btn.click(with_request(search_start), [s_preset, s_grid, s_random, preset_dd, *form], [s_msg, s_pick, s_md, s_plot],
                 api_name="encoder_search_start").success(
         lambda sid: gr.update(choices=search_ids(), value=sid), s_pick, s_pick, queue=False, api_visibility="private")
     # showing a search may score its test split (once, when the last trial has ended): a model-heavy handler

@@ -124,7 +124,12 @@ ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = (ROOT / "assets",)  # bundled sample data: readable by anyone
 
 
-def check_server_path(spec: str, what: str = "path", shared: bool | None = None) -> str:
+def upload_roots() -> list[Path]:
+    """Where Gradio keeps the files people upload (its cache): readable in a shared lab, like the data directory."""
+    return [Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")]
+
+
+def check_server_path(spec: str, what: str = "path", shared: bool | None = None, uploads: bool = False) -> str:
     """A user-typed model, data or file spec, refused in shared mode when it names a place on this server outside
     the data directory (and the bundled assets). A spec that is no existing path (a Hub id, a saved dataset's
     name) is left to its loader. Returns the spec."""
@@ -136,7 +141,7 @@ def check_server_path(spec: str, what: str = "path", shared: bool | None = None)
     if not (p.is_absolute() or p.exists() or spec.startswith((".", "~"))):
         return spec
     real = (p if p.is_absolute() else Path.cwd() / p).resolve()
-    roots = [data_dir().resolve(), *(r.resolve() for r in PUBLIC)]
+    roots = [data_dir().resolve(), *(r.resolve() for r in (*PUBLIC, *(upload_roots() if uploads else [])))]
     if any(real == r or r in real.parents for r in roots):
         return spec
     raise NameRefused(f"{what} {spec!r}: this lab is shared, so it reads only files inside its data directory "

@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import shutil
-import sqlite3
 import sys
 import threading
 import time
@@ -56,12 +55,8 @@ def save(data_dir: str | Path, target: str | Path, keep: int = KEEP) -> Path:
     out = target / f"snapshot-{stamp}"
     try:
         out.mkdir(parents=True, exist_ok=False)
-        db = data_dir / DB
-        if db.exists():
-            src = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-            dst = sqlite3.connect(out / DB)
-            with contextlib.closing(src), contextlib.closing(dst):
-                src.backup(dst)  # consistent while writers go on (WAL)
+        from labs import store
+        has_db = store.backup(out / DB, data_dir / DB)  # consistent while writers go on (WAL)
         files = []
         for rel in _files(data_dir):
             dest = out / "files" / rel
@@ -69,10 +64,10 @@ def save(data_dir: str | Path, target: str | Path, keep: int = KEEP) -> Path:
             with contextlib.suppress(FileNotFoundError):  # a file removed meanwhile (a finished job's temp)
                 shutil.copy2(data_dir / rel, dest)
                 files.append(str(rel))
-        manifest = {"time": time.time(), "data_dir": str(data_dir), "database": db.exists(), "files": files}
+        manifest = {"time": time.time(), "data_dir": str(data_dir), "database": has_db, "files": files}
         (out / "manifest.json.tmp").write_text(json.dumps(manifest))
         os.replace(out / "manifest.json.tmp", out / "manifest.json")  # last: marks the snapshot complete
-    except (OSError, sqlite3.Error) as e:
+    except (OSError, LabError) as e:
         shutil.rmtree(out, ignore_errors=True)
         raise SnapshotError(f"snapshot to {target}: {getattr(e, 'strerror', None) or e}") from None
     for old in snapshots(target)[keep:]:
@@ -124,15 +119,9 @@ def export_zip(data_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     work = Path(tempfile.mkdtemp(prefix="lab-export-", dir=out_dir))
     snap = save(data_dir, work / "snap", keep=1)
     if (snap / DB).exists():
-        con = sqlite3.connect(snap / DB)
-        con.row_factory = sqlite3.Row
-        with contextlib.closing(con):
-            for table in ("pairs", "labels", "samples", "ratings", "guidelines"):
-                try:
-                    rows = [dict(r) for r in con.execute(f"SELECT * FROM {table} ORDER BY rowid")]  # noqa: S608
-                except sqlite3.OperationalError:  # a database from before that table
-                    continue
-                (snap / f"{table}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        from labs import store
+        for table, rows in store.dump(snap / DB).items():
+            (snap / f"{table}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     out = work / f"lab-export-{time.strftime('%Y%m%d-%H%M%S')}.zip"
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         for f in sorted(snap.rglob("*")):

@@ -401,6 +401,46 @@ def progress(annotator: str, batch: str | None = None) -> dict:
     return {"done": done, "total": total}
 
 
+# --------------------------------------------------------------------------- copies (labs/snapshot.py)
+TABLES = ("pairs", "labels", "samples", "ratings", "guidelines")
+
+
+def backup(dest: Path, source: Path | None = None) -> bool:
+    """A consistent copy of the database (SQLite's online backup API: writers go on meanwhile) into `dest`;
+    False when there is no database yet."""
+    src_path = source or db_path()
+    if not src_path.exists():
+        return False
+    try:
+        src = sqlite3.connect(f"file:{src_path}?mode=ro", uri=True, timeout=30)
+        dst = sqlite3.connect(dest)
+        with contextlib.closing(src), contextlib.closing(dst):
+            src.backup(dst)
+    except sqlite3.Error as e:
+        raise StoreError(f"copying the database to {dest}: {e}") from None
+    return True
+
+
+def dump(db: Path) -> dict[str, list[dict]]:
+    """Every row of every table of a database file (a snapshot's copy), as dicts; tables it lacks are left out."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con.row_factory = sqlite3.Row
+    out = {}
+    with contextlib.closing(con):
+        for table in TABLES:
+            try:
+                out[table] = [dict(r) for r in con.execute(f"SELECT * FROM {table} ORDER BY rowid")]  # noqa: S608
+            except sqlite3.OperationalError:  # a database from before that table
+                continue
+    return out
+
+
+def integrity(db: Path) -> str:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    with contextlib.closing(con):
+        return con.execute("PRAGMA integrity_check").fetchone()[0]
+
+
 # --------------------------------------------------------------------------- guidelines (an admin writes them)
 GUIDELINE_KINDS = ("preference", "rating")
 MAX_GUIDELINE = 20_000

@@ -113,7 +113,7 @@ def test_the_labelers_export_and_the_training_start_say_the_same(data_dir, tiny_
     assert empty.startswith("⚠️ Nothing to export: 0 DPO rows from 0 labels")
     submitted = []  # the fast tier starts no job: the run engine's submit is replaced by a recorder
 
-    def submit(recipe, config, name):
+    def submit(recipe, config, name, actor=None):
         submitted.append(config)
         return SimpleNamespace(id="run-1", dir=data_dir / "runs" / "run-1")
     monkeypatch.setattr(panel.runs, "submit", submit)

@@ -21,8 +21,8 @@ from labs.data.detect import (FORMATS, DataError, apply_mapping, columns_of, det
 from labs.data.display import chat_html, column_widths, md_code
 from labs.data.formats import SFT_FORMS, Rows, conversation, convert, pair, to_kto, to_preference, to_sft
 from labs.data.io import (EXTENSIONS, Loaded, dataset_meta, datasets_dir, detect, hub_status, list_datasets,
-                          load_hub, load_saved, max_bytes_default, push_to_hub, read_file, read_rows, samples,
-                          save_dataset, write_jsonl)
+                          load_hub, load_saved, max_bytes_default, push_to_hub, read_file, read_rows,
+                          read_user_file, samples, save_dataset, write_jsonl)
 from labs.data.mask import (length_stats, mask_html, prompt_of, reference, row_preview, sequence_length, sft_row,
                             slide7_html, slide7_labels, tokenize_row, training_mask, truncation_report)
 from labs.data.plots import balance_figure, length_figure
@@ -33,7 +33,7 @@ __all__ = [
     "convert", "dataset_meta", "datasets_dir", "detect", "detect_format", "hub_status", "label_counts",
     "length_figure", "length_stats", "list_datasets", "load_hub", "load_saved", "luhn_ok", "mask_html",
     "max_bytes_default", "md_code", "near_duplicate_pairs", "pair", "parse_mapping", "prompt_of", "push_to_hub",
-    "read_file", "read_rows", "real", "reference",
+    "read_file", "read_rows", "read_user_file", "real", "reference",
     "required_columns", "row_preview", "samples", "save_dataset", "scrub_rows", "scrub_text", "sequence_length",
     "sft_row", "slide7_html", "slide7_labels", "split_rows", "to_kto", "to_preference", "to_sft", "tokenize_row",
     "training_mask", "truncation_report", "validate"]

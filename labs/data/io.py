@@ -222,6 +222,14 @@ def _from_disk(p: Path) -> list[dict]:
     return d.to_list()
 
 
+def read_user_file(path: str | os.PathLike, max_bytes: int | None = None, fmt: str | None = None,
+                   mapping=None) -> Loaded:
+    """A file or folder a person typed the path of: in a shared lab only inside the data directory, the bundled
+    samples or an upload (labs.paths.check_server_path); then as read_file."""
+    paths.check_server_path(str(path), "path", uploads=True)
+    return read_file(path, max_bytes, fmt, mapping)
+
+
 def read_file(path: str | os.PathLike, max_bytes: int | None = None, fmt: str | None = None,
               mapping=None) -> Loaded:
     """Read a file and detect its format: Loaded(rows) with .format, .reason, .columns, .source."""

@@ -115,7 +115,7 @@ def list_ids() -> list[str]:
 
 
 def start(preset_name: str, grid: dict[str, list], *, n_random: int = 0, seed: int = 0,
-          overrides: dict | None = None) -> dict:
+          overrides: dict | None = None, actor=None) -> dict:
     """Queue one run per trial; returns the search's record (its id, the trials and their run ids)."""
     trials = trials_of(preset_name, grid, n_random, seed, overrides)
     base = preset(preset_name, **(overrides or {}))
@@ -130,7 +130,7 @@ def start(preset_name: str, grid: dict[str, list], *, n_random: int = 0, seed: i
            "test": None}
     for t in trials:
         cfg = EncoderRunConfig(**{**base.to_dict(), **t["settings"], "eval_split": "validation"})
-        t["run_id"] = runs.submit("encoder", cfg.to_dict(), name=f"search-{t['trial']}").id
+        t["run_id"] = runs.submit("encoder", cfg.to_dict(), name=f"search-{t['trial']}", actor=actor).id
     _save(rec)
     return rec
 

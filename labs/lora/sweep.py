@@ -85,7 +85,7 @@ def sweep_configs(ranks: list[int], alphas: list[float] | None = None, *, model:
     return out
 
 
-def start_sweep(name: str | None, ranks: list[int], alphas: list[float] | None = None, **kw) -> dict:
+def start_sweep(name: str | None, ranks: list[int], alphas: list[float] | None = None, actor=None, **kw) -> dict:
     """Submit one SFT run per point (they run one at a time through the queue) and save the record."""
     from labs import runs
     path = _record_path(name or time.strftime("sweep-%Y%m%d-%H%M%S"))
@@ -97,7 +97,7 @@ def start_sweep(name: str | None, ranks: list[int], alphas: list[float] | None =
               "settings": {k: v for k, v in configs[0].items() if k not in ("lora_r", "lora_alpha")}}
     path.write_text(json.dumps(record, indent=1))  # written first: a crash mid-submit still lists what ran
     for cfg in configs:
-        run = runs.submit("sft", cfg, name=f"{name}-r{cfg['lora_r']}-a{cfg['lora_alpha']:g}")
+        run = runs.submit("sft", cfg, name=f"{name}-r{cfg['lora_r']}-a{cfg['lora_alpha']:g}", actor=actor)
         record["points"].append({"run_id": run.id, "rank": cfg["lora_r"], "alpha": cfg["lora_alpha"]})
         record["run_ids"].append(run.id)
         path.write_text(json.dumps(record, indent=1))
@@ -199,11 +199,11 @@ def wait_sweep(name: str, timeout_s: float = 3600) -> list[dict]:
     return sweep_results(name)
 
 
-def stop_sweep(name: str) -> None:
+def stop_sweep(name: str, actor=None) -> None:
     """Stop the running point gracefully and kill the queued ones (their configs stay on disk)."""
     from labs import runs
     for r in sweep_results(name):
         if r.get("state") == "running":
-            runs.stop(r["run_id"])
+            runs.stop(r["run_id"], actor=actor)
         elif r.get("state") == "queued":
-            runs.kill(r["run_id"])
+            runs.kill(r["run_id"], actor=actor)

@@ -43,7 +43,8 @@ def _as_chat(p) -> list[dict]:
 def load_prompts(source: str = "prompts", split: str = "train") -> list[list[dict]]:
     """Chat prompts from `source`: "prompts" (bundled; split "train" = to label, "held_out" = for before/after),
     a saved dataset's name (its `split`, any format with a prompt), or a data file (.jsonl/.json/.csv/.tsv)."""
-    from labs import data
+    from labs import data, paths
+    paths.check_server_path(source or "", "prompts")
     if split not in ("train", "held_out", "validation", "test"):
         raise PairsError(f"split {split!r}: train, held_out, validation or test")
     if source in ("prompts", "bundled", "", None):
