@@ -19,8 +19,9 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from components.shared import GPU_QUEUE, dataset_choices, escape_md
+from components.shared import GPU_QUEUE, actor_of, dataset_choices, escape_md
 from labs import store
+from labs.errors import LabError
 from labs.preference import labels as pref_labels
 from labs.preference import pairs as pref_pairs
 from labs.preference.refill import BACKGROUND, KEEP, MAKE
@@ -60,20 +61,29 @@ def _progress_md(annotator, batch=None) -> str:
 
 
 # --------------------------------------------------------------------------- the labeling contract
-def pref_next(annotator: str, batch: str | None = None) -> tuple[int | None, str, str, str]:
-    """The next pair this annotator has not labeled: (id, prompt, A, B), A and B in this annotator's order."""
+def _annotator(typed: str | None, request: gr.Request | None) -> str:
+    """Whom a label is recorded under: the typed name (one person, or --public), else the signed-in person."""
+    who = actor_of(request, typed)
+    return (typed or "") if who.via in ("local", "public") else who.name
+
+
+def pref_next(annotator: str, batch: str | None = None, request: gr.Request = None) -> tuple[int | None, str, str, str]:
+    """The next pair this annotator has not labeled: (id, prompt, A, B), A and B in this annotator's order. In a
+    shared lab the annotator is the signed-in person."""
+    annotator = _annotator(annotator, request)
     p = store.next_pair(annotator, _batch(batch))
     if p is None:
         return None, "", "", ""
     return p["id"], store.prompt_text(p["prompt"]), p["A"], p["B"]
 
 
-def pref_label(pair_id: int, choice: str, annotator: str) -> tuple[int | None, str, str, str]:
-    """Commit one label (choice: A, B, tie or both_bad as shown to this annotator); returns the next pair."""
+def pref_label(pair_id: int, choice: str, annotator: str, request: gr.Request = None) -> tuple[int | None, str, str, str]:
+    """Commit one label (choice: A, B, tie or both_bad as shown to this annotator); returns the next pair. In a
+    shared lab the label is the signed-in person's: a different typed name is refused, never recorded."""
     if choice not in store.CHOICES:
         raise store.StoreError(f"choice {choice!r}: one of {', '.join(store.CHOICES)}")
-    store.label(int(pair_id), annotator, choice)
-    return pref_next(annotator)
+    store.label(int(pair_id), annotator, choice, actor=actor_of(request, annotator))
+    return pref_next(annotator, None, request)
 
 
 # --------------------------------------------------------------------------- page handlers
@@ -111,7 +121,8 @@ def show_next(annotator, batch, model_spec, auto):
     return _view(annotator, batch, model_spec, auto)
 
 
-def act(choice, pair_id, annotator, batch, strength, reason, ideal, shown_at, model_spec, auto):
+def act(choice, pair_id, annotator, batch, strength, reason, ideal, shown_at, model_spec, auto,
+        request: gr.Request = None):
     """A button or key: label (or skip) the pair on screen, then show the next one."""
     if pair_id in (None, "", 0):
         gr.Warning("No pair on screen: make pairs, or press Next.")
@@ -119,18 +130,26 @@ def act(choice, pair_id, annotator, batch, strength, reason, ideal, shown_at, mo
     try:
         seconds = round(time.time() - shown_at, 1) if shown_at else None
         store.label(int(pair_id), annotator, choice, strength={"slight": 1, "clear": 2, "strong": 3}.get(strength),
-                    reason=reason, ideal=ideal, seconds=seconds)
-    except store.StoreError as e:
+                    reason=reason, ideal=ideal, seconds=seconds, actor=actor_of(request, annotator))
+    except LabError as e:
         gr.Warning(str(e))
         return gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"⚠️ {escape_md(e)}", gr.skip(), gr.skip(), gr.skip(), \
             gr.skip()
     return _view(annotator, batch, model_spec, auto)
 
 
-def undo(annotator, batch, model_spec, auto):
+def _labeling(choice):
+    """The handler of one choice's button or key (Gradio hands the request only to a named parameter)."""
+    def handler(pair_id, annotator, batch, strength, reason, ideal, shown_at, model_spec, auto,
+                request: gr.Request = None):
+        return act(choice, pair_id, annotator, batch, strength, reason, ideal, shown_at, model_spec, auto, request)
+    return handler
+
+
+def undo(annotator, batch, model_spec, auto, request: gr.Request = None):
     try:
-        pid = store.undo(annotator)
-    except store.StoreError as e:
+        pid = store.undo(annotator, actor=actor_of(request, annotator))
+    except LabError as e:
         gr.Warning(str(e))
         return _view(annotator, batch, model_spec, auto)
     if pid is None:
@@ -225,10 +244,11 @@ def agreement(batch):
               + (f"; raw agreement {a['raw_agreement']:.0%}" if a.get("raw_agreement") is not None else "")
               + f". {len(a['disagreements'])} pairs with differing choices (below). {AGREE_NOTE}")
     majority = {"a": "answer 1", "b": "answer 2", "tie": "tie", "both_bad": "both bad", None: "no majority"}
+    column = {who: who if who not in AGREE_COLUMNS else f"{who} (annotator)" for who in a["annotators"]}
     rows = [{"pair": d["pair_id"], "prompt": d["prompt"], "answer 1": d["a"][:300], "answer 2": d["b"][:300],
              "majority": majority[d["majority"]],
-             **{who: _seen(d["seen"][who], c) for who, c in d["choices"].items()}} for d in a["disagreements"]]
-    return md, pd.DataFrame(rows, columns=[*AGREE_COLUMNS, *a["annotators"]] if rows else AGREE_COLUMNS)
+             **{column[who]: _seen(d["seen"][who], c) for who, c in d["choices"].items()}} for d in a["disagreements"]]
+    return md, pd.DataFrame(rows, columns=[*AGREE_COLUMNS, *column.values()] if rows else AGREE_COLUMNS)
 
 
 def export(fmt, batch, name):
@@ -238,15 +258,15 @@ def export(fmt, batch, name):
     ex = pref_labels.export(fmt, _batch(batch))
     if not ex.rows:
         gr.Warning(f"Nothing to export: {ex.summary()}.")
-        return None, f"⚠️ Nothing to export: {escape_md(ex.summary())}."
+        return None, f"⚠️ Nothing to export: {ex.summary()}."
     path = Path(tempfile.mkdtemp(prefix="prefs-")) / f"preferences-{fmt}.jsonl"
     clean = [{k: v for k, v in r.items() if k in ("prompt", "chosen", "rejected", "completion", "label")}
              for r in ex.rows]
     data.write_jsonl(clean, path)
-    note = f"Wrote {escape_md(ex.summary())}."
+    note = f"Wrote {ex.summary()}."
     warning = ex.warning(optimizer_steps(preset("dpo"), len(ex.rows)))
     if warning:
-        note += f"\n\n⚠️ {escape_md(warning)}"
+        note += f"\n\n⚠️ {warning}"
     if (name or "").strip():
         try:
             split = data.split_rows(clean, validation=0.1, test=0.0, seed=0,
@@ -347,7 +367,7 @@ def build(ctx):
     gr.on([annotator.blur, annotator.submit], lambda name: (name or "").strip() or gr.skip(), annotator, remembered,
           queue=False, show_progress="hidden", api_visibility="private")
     for btn, choice in ((a_btn, "A"), (b_btn, "B"), (tie_btn, "tie"), (bad_btn, "both_bad"), (skip_btn, "skip")):
-        btn.click(lambda *args, c=choice: act(c, *args), common, view, api_visibility="private")
+        btn.click(_labeling(choice), common, view, api_visibility="private")
     undo_btn.click(undo, [annotator, batch, ctx.model_spec, auto], view, api_visibility="private")
     from_a.click(lambda pid, who: start_ideal("A", pid, who), [pair_id, annotator], ideal, api_visibility="private")
     from_b.click(lambda pid, who: start_ideal("B", pid, who), [pair_id, annotator], ideal, api_visibility="private")

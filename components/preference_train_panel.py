@@ -15,7 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from components.form import Form
-from components.shared import GPU_QUEUE, actor_of, dataset_choices, escape_md, run_choices, with_request
+from components.shared import GPU_QUEUE, actor_of, dataset_choices, run_choices, with_request
 from labs import runs, store
 from labs.preference import results as run_results
 from labs.errors import LabError
@@ -66,7 +66,7 @@ def start(model, *values, request: gr.Request = None):
         run = runs.submit("preference", cfg.to_dict(), name=cfg.method, actor=actor_of(request))
     except LabError as e:
         gr.Warning(str(e))
-        return gr.update(), f"⚠️ **{escape_md(e)}**"
+        return gr.update(), f"⚠️ **{e}**"
     msg = f"Started run `{run.id}` — {cfg.method.upper()}"
     warning = None
     if ex is not None:
@@ -75,14 +75,14 @@ def start(model, *values, request: gr.Request = None):
         held_note = f", {len(held)} held out" if held else ""
         msg += (f", {n} labeled pairs{held_note}: {len(train)} to train on in {steps} optimizer "
                 f"step{'s' * (steps != 1)}, effective batch {cfg.effective_batch()}. From the store: "
-                f"{escape_md(ex.summary())}.")
-        warning = ex.warning(steps, by="this run")
+                f"{ex.summary()}.")
+        warning = ex.warning(steps, method=cfg.method, run=True)
     else:
         msg += f", effective batch {cfg.effective_batch()}."
     msg += f" `{cfg.command(str(run.dir / 'config.yaml'))}`"
     if warning:
         gr.Warning(warning)
-        msg += f"\n\n⚠️ {escape_md(warning)}"
+        msg += f"\n\n⚠️ {warning}"
     return run.id, msg
 
 
@@ -130,7 +130,7 @@ def details(run_id):
     try:
         r = run_results(run_id)
     except runs.RunError as e:
-        return (None, None, f"⚠️ {escape_md(e)}", None, None, "")
+        return (None, None, f"⚠️ {e}", None, None, "")
     md, why, ba, odds_df, odds_fig = "", "", None, None, None
     if r["eval_metrics"] is not None:
         md = accuracy_markdown(r["eval_metrics"])

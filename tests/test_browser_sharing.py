@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests import helpers
-from tests.browser import TIMEOUT_MS, open_tab
+from tests.browser import TIMEOUT_MS, open_tab, screenshot
 
 pytestmark = pytest.mark.slow
 PEOPLE = {"ana": "pw-ana-123", "ben": "pw-ben-456"}
@@ -74,9 +74,11 @@ def test_two_people_one_lab(browser, team_lab, tiny_model_dir):
         for page in (page_a, page_b):  # both see the same labels, each under its author
             open_tab(page, "Admin")
             page.get_by_role("button", name="↻ Refresh").click()
-            table = page.locator("div", has_text="Work by person").last
-            table.get_by_text("ana").first.wait_for(timeout=TIMEOUT_MS)
-            table.get_by_text("ben").first.wait_for(timeout=TIMEOUT_MS)
+            helpers.wait_until(lambda: "ana · ben" in page.locator("body").inner_text(), 60,
+                               "the agreement of ana and ben in the admin tab")
+            shown = " ".join(page.locator("body").inner_text().split())  # visible text only
+            assert all(f"{name} 1 0" in shown for name in ("ana", "ben")), shown  # one label each, by name
+            screenshot(page, "admin")
         assert "Signed in as" in page_a.content()
         ctx_a.close()
         ctx_b.close()

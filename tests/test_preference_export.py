@@ -10,8 +10,6 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
-import pytest
-
 from labs import store
 from labs.preference import labels
 from labs.preference.config import preset
@@ -67,14 +65,19 @@ def test_few_pairs_warn_with_the_measured_minimum_and_the_steps(data_dir):
     assert steps == 3  # batch 4, 3 epochs: one step per epoch
     w = ex.warning(steps)
     assert w.startswith("3 preference pairs teach DPO little (the DPO preset makes 3 optimizer steps on them).")
-    assert f"is {labels.MEASURED_PAIRS} pairs (docs/results.md" in w
-    # the number is the repository's measurement: the fewest pairs a seed of the unattended loop trained on
+    assert "is 30 pairs (docs/results.md, 'Preference loop, unattended')" in w
+    assert "teach ORPO little (this run makes 5 optimizer steps" in ex.warning(5, method="orpo", run=True)
+    # the numbers are the repository's measurements: the fewest pairs a run of each preset was measured on
     results = (ROOT / "docs" / "results.md").read_text()
-    assert "| 1 | 17 / 13 / 2 |" in results and labels.MEASURED_PAIRS == 17 + 13
-    ids = _pairs(labels.MEASURED_PAIRS, "big")
+    assert "| 1 | 17 / 13 / 2 |" in results and labels.MEASURED_PAIRS["dpo"][0] == 17 + 13  # a seed of the loop
+    assert "(32 pairs, 20/12 A/B labels" in results and labels.MEASURED_PAIRS["orpo"][0] == 32  # the presets' runs
+    for heading in ("Preference loop, unattended", "Preference presets"):
+        assert f"## {heading}" in results or f"### {heading}" in results
+    ids = _pairs(30, "big")
     for pid in ids:
         _say(pid, "ana", "a")
     assert labels.export("dpo", "big").warning() is None
+    assert labels.export("dpo", "big").warning(method="orpo").startswith("30 preference pairs teach ORPO little")
 
 
 def test_optimizer_steps_as_the_trainer_counts_them():
@@ -195,7 +198,8 @@ def test_pairs_store_and_show_cut_answers(data_dir, tiny_model_dir):
     assert p["sampling"]["ended"] == {"a": False, "b": False} and pairs.cut(p) == {"a": True, "b": True,
                                                                                      "A": True, "B": True}
     a, b = tab._sides(p)
-    assert a["label"] == "A · ✂ cut at 8 new tokens (the model had not finished)" and b["label"].startswith("B · ✂")
+    assert a["label"] == "A · ✂ cut at 8 new tokens (the model had not finished)"
+    assert b["label"].startswith("B · ✂")
     old = store.add_pairs([{"prompt": "q", "a": "x", "b": "y", "model_a": "m"}], batch="old")[0]
     assert pairs.cut(store.get_pair(old, "ana")) == {"a": False, "b": False, "A": False, "B": False}
     assert [u["label"] for u in tab._sides(store.get_pair(old, "ana"))] == ["A", "B"]  # not recorded: no mark

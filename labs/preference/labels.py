@@ -78,10 +78,11 @@ def _kto_rows(p: dict, labs: list[dict], choice: str | None, conversational: boo
                    "ideal": True} for lab in labs if lab.get("ideal")]
 
 
-# The fewest preference pairs the DPO preset was measured moving the default model with: docs/results.md,
-# "Preference loop, unattended" - 32 labels per seed gave 30 to 32 pairs (seed 1: 17 A + 13 B, 2 ties) and the
-# held-out answers' mean words fell from 60.8 to 49.4-59.9. Nothing was measured with fewer pairs.
-MEASURED_PAIRS = 30
+# The fewest preference pairs each preset was measured moving the default model with (docs/results.md), and where:
+# DPO, "Preference loop, unattended" - 32 labels per seed gave 30 to 32 pairs (seed 1: 17 A + 13 B, 2 ties) and the
+# held-out answers' mean words fell from 60.8 to 49.4-59.9; ORPO, "Preference presets" - 32 pairs (20 A / 12 B),
+# 62.2 -> 51.1 mean words. Nothing was measured with fewer pairs.
+MEASURED_PAIRS = {"dpo": (30, "Preference loop, unattended"), "orpo": (32, "Preference presets")}
 LEFT_OUT = {"tie": "tied", "both_bad": "both bad", "no_majority": "without a majority (annotators split evenly)",
             "blind_ab": "in blind A/B batches (held-out prompts, never trained on)"}
 
@@ -114,17 +115,19 @@ class Export:
             line += "; left out: " + ", ".join(f"{plural(n, 'pair')} {LEFT_OUT[k]}" for k, n in self.left_out.items())
         return line
 
-    def warning(self, steps: int | None = None, by: str = "the DPO preset") -> str | None:
-        """For DPO rows below MEASURED_PAIRS: how little they teach. `steps`: the optimizer steps `by` (the preset,
-        a run) makes on them (labs.preference.recipe.optimizer_steps)."""
-        n = len(self.rows)
-        if self.fmt != "dpo" or n >= MEASURED_PAIRS:
+    def warning(self, steps: int | None = None, method: str = "dpo", run: bool = False) -> str | None:
+        """For DPO rows below the fewest the `method`'s preset was measured moving a model with: how little they
+        teach. `steps`: the optimizer steps the preset (or, with `run`, this run) makes on them
+        (labs.preference.recipe.optimizer_steps)."""
+        n, (least, where) = len(self.rows), MEASURED_PAIRS[method]
+        if self.fmt != "dpo" or n >= least:
             return None
+        name = method.upper()
+        by = "this run" if run else f"the {name} preset"
         made = f" ({by} makes {steps} optimizer step{'s' * (steps != 1)} on them)" if steps is not None else ""
-        return (f"{n} preference pair{'s' * (n != 1)} teach{'es' * (n == 1)} DPO little{made}. The fewest the DPO "
-                f"preset was measured moving the default model with is {MEASURED_PAIRS} pairs (docs/results.md, "
-                f"'Preference loop, unattended'); with fewer, nothing shows that it moves at all. Label more pairs "
-                f"with A or B.")
+        return (f"{n} preference pair{'s' * (n != 1)} teach{'es' * (n == 1)} {name} little{made}. The fewest the "
+                f"{name} preset was measured moving the default model with is {least} pairs (docs/results.md, "
+                f"'{where}'); with fewer, nothing shows that it moves at all. Label more pairs with A or B.")
 
 
 def export(fmt: str = "dpo", batch: str | list[str] | None = None, conversational: bool = True) -> Export:

@@ -8,9 +8,9 @@ One model: its two sampled candidates per prompt, generated together with the ne
 batched call (labs.generate.sample, k=2). Two models head to head: one candidate from each, the same
 sampling settings and seed. With every pair the sampling settings are stored, and whether each answer ended
 (the model wrote its end token) or was cut at max_new_tokens: `sampling["ended"] = {"a": bool, "b": bool}`,
-which `cut(pair)` reads back for the labeler's marks. The prompt set is the bundled one (assets/prompts/prompts.jsonl, split by
-category into prompts to label and held-out prompts for before/after), a saved dataset with a prompt
-column, a data file, or prompts typed one per line.
+which `cut(pair)` reads back for the labeler's marks. The prompt set is the bundled one
+(assets/prompts/prompts.jsonl, split by category into prompts to label and held-out prompts for
+before/after), a saved dataset with a prompt column, a data file, or prompts typed one per line.
 """
 from __future__ import annotations
 
