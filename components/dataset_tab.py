@@ -76,7 +76,7 @@ def _ingest(load, fmt, mapping, st, source: str | None = None):
         loaded = load()
         loaded = data.detect(list(loaded), source=source or getattr(loaded, "source", "table"),
                              fmt=None if fmt in (None, "", "auto") else fmt, mapping=mapping or None)
-    except (data.DataError, models.ModelError, OSError) as e:
+    except (LabError, OSError) as e:  # unreadable data, a model, a refused server path
         # said once, in the summary under the loaders (a toast as well would say it twice)
         kept = f"\n\nStill loaded: {_summary(st)}" if st["n"] else ""
         return st, f"⚠️ {e}{kept}", _rows_view(_rows(st)), gr.update()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labs.config import ConfigError, RunConfig, setting
+from labs.config import ConfigError, setting
 from labs.encoder.config import EncoderRunConfig
 from labs.evaluation.evaluate import EvalConfig
 from labs.feedback.config import UpdateConfig

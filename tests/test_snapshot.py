@@ -104,3 +104,31 @@ def test_cli(tmp_path):
     p = run("save")
     assert (p.returncode, p.stderr.strip()) == (2, "error: --to/--from: give the snapshot directory (or set "
                                                    "LAB_SNAPSHOT_DIR)")
+
+
+@pytest.mark.slow
+def test_the_app_snapshots_at_shutdown_and_restores_into_a_wiped_data_directory(tmp_path, tiny_model_dir):
+    """A Space's life: people label, the Space stops (SIGTERM), its disk is wiped, it starts again."""
+    from gradio_client import Client
+
+    from tests import helpers
+    data, target = tmp_path / "lab_data", tmp_path / "bucket"
+    paths.set_data_dir(data)
+    ids = store.add_pairs([{"prompt": f"p{i}", "a": f"a{i}", "b": f"b{i}"} for i in range(3)], batch="space")
+    args = ("--model", str(tiny_model_dir), "--no-preload", "--auth", "ana:pw-ana-123", "--snapshot-dir", str(target))
+    proc, url = helpers.start_app(data, *args)
+    try:
+        c = Client(url, auth=("ana", "pw-ana-123"), verbose=False)
+        for pid in ids:
+            c.predict(pid, "A", "ana", api_name="/pref_label")
+    finally:
+        helpers.stop_app(proc)  # SIGTERM: the final snapshot is written on the way out
+    before = _labels(data)
+    assert [(p, who) for _, p, who, _ in before] == [(pid, "ana") for pid in ids]
+    shutil.rmtree(data)
+    proc, url = helpers.start_app(data, *args)
+    try:
+        assert _labels(data) == before  # every label back, same ids
+        assert "restored" in helpers.app_output(proc)
+    finally:
+        helpers.stop_app(proc)
