@@ -19,7 +19,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from components.shared import GPU_QUEUE, actor_of, dataset_choices, escape_md
+from components.shared import GPU_QUEUE, actor_of, dataset_choices, escape_md, guidelines_markdown
 from labs import store
 from labs.errors import LabError
 from labs.preference import labels as pref_labels
@@ -98,15 +98,17 @@ def _sides(p: dict) -> tuple[dict, dict]:
     return box("A"), box("B")
 
 
-def _view(annotator, batch, model_spec=None, auto=False):
-    """Everything the page shows for the next pair: id, prompt, A, B, progress, time shown, cleared extras."""
+def _view(annotator, batch, model_spec=None, auto=False, request=None):
+    """Everything the page shows for the next pair: id, prompt, A, B, progress, time shown, cleared extras. In a
+    shared lab the pairs are the signed-in person's to label, whatever the name box says."""
+    annotator = _annotator(annotator, request)
     try:
         p = store.next_pair(annotator, _batch(batch))
     except store.StoreError as e:
         return (None, gr.update(value=f"⚠️ {e}", label="Prompt"), gr.update(value="", label="A"),
                 gr.update(value="", label="B"), _progress_md(annotator, batch), None, None, "", "")
     if auto and model_spec:  # keep pairs ahead of this annotator (labs.preference.refill, in a thread)
-        BACKGROUND.start(annotator, model_spec, batch=_batch(batch))
+        BACKGROUND.start(annotator, model_spec, batch=_batch(batch), actor=actor_of(request, annotator))
     if p is None:
         note = NONE_LEFT + (" More pairs are being made in the background." if BACKGROUND.running else "")
         if BACKGROUND.error and not BACKGROUND.running:
@@ -117,8 +119,8 @@ def _view(annotator, batch, model_spec=None, auto=False):
             _progress_md(annotator, batch), time.time(), None, "", "")
 
 
-def show_next(annotator, batch, model_spec, auto):
-    return _view(annotator, batch, model_spec, auto)
+def show_next(annotator, batch, model_spec, auto, request: gr.Request = None):
+    return _view(annotator, batch, model_spec, auto, request)
 
 
 def act(choice, pair_id, annotator, batch, strength, reason, ideal, shown_at, model_spec, auto,
@@ -126,7 +128,7 @@ def act(choice, pair_id, annotator, batch, strength, reason, ideal, shown_at, mo
     """A button or key: label (or skip) the pair on screen, then show the next one."""
     if pair_id in (None, "", 0):
         gr.Warning("No pair on screen: make pairs, or press Next.")
-        return _view(annotator, batch, model_spec, auto)
+        return _view(annotator, batch, model_spec, auto, request)
     try:
         seconds = round(time.time() - shown_at, 1) if shown_at else None
         store.label(int(pair_id), annotator, choice, strength={"slight": 1, "clear": 2, "strong": 3}.get(strength),
@@ -135,7 +137,7 @@ def act(choice, pair_id, annotator, batch, strength, reason, ideal, shown_at, mo
         gr.Warning(str(e))
         return gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"⚠️ {escape_md(e)}", gr.skip(), gr.skip(), gr.skip(), \
             gr.skip()
-    return _view(annotator, batch, model_spec, auto)
+    return _view(annotator, batch, model_spec, auto, request)
 
 
 def _labeling(choice):
@@ -151,10 +153,10 @@ def undo(annotator, batch, model_spec, auto, request: gr.Request = None):
         pid = store.undo(annotator, actor=actor_of(request, annotator))
     except LabError as e:
         gr.Warning(str(e))
-        return _view(annotator, batch, model_spec, auto)
+        return _view(annotator, batch, model_spec, auto, request)
     if pid is None:
         gr.Info("Nothing to undo.")
-        return _view(annotator, batch, model_spec, auto)
+        return _view(annotator, batch, model_spec, auto, request)
     p = store.get_pair(pid, annotator)  # show the undone pair again, in the same order as before
     return (pid, gr.update(value=store.prompt_text(p["prompt"]), label=f"Prompt (pair {pid}, label undone)"),
             *_sides(p), _progress_md(annotator, batch), time.time(), None, "", "")
@@ -172,7 +174,8 @@ def _model_ready(spec) -> bool:
     return ((spec or "").strip() or models.DEFAULT_MODEL) in models.CACHE.loaded_specs()
 
 
-def make_pairs(spec, spec_b, source, typed, n, temperature, top_p, max_new_tokens, seed, progress=gr.Progress()):
+def make_pairs(spec, spec_b, source, typed, n, temperature, top_p, max_new_tokens, seed, progress=gr.Progress(),
+               request: gr.Request = None):
     """Generate pairs into the store (two samples of the header's model, or one from each of two models). A
     generator: the note under the button says what is happening now - loading the model (only while one
     loads: its first use, or a load the header started, which this waits for), then generating pairs i/n."""
@@ -194,8 +197,9 @@ def make_pairs(spec, spec_b, source, typed, n, temperature, top_p, max_new_token
         t0 = time.perf_counter()
         ids = pref_pairs.make_pairs(prompts, model, model_b, temperature=float(temperature), top_p=float(top_p),
                                     max_new_tokens=int(max_new_tokens), seed=int(seed),
-                                    progress=lambda d, t: progress((d, t), desc="generating pairs", unit="pairs"))
-    except (pref_pairs.PairsError, models.ModelError, store.StoreError, ValueError) as e:
+                                    progress=lambda d, t: progress((d, t), desc="generating pairs", unit="pairs"),
+                                    actor=actor_of(request))
+    except (LabError, ValueError) as e:
         gr.Warning(str(e))
         yield f"⚠️ {escape_md(e)}", gr.skip()
         return
@@ -251,7 +255,7 @@ def agreement(batch):
     return md, pd.DataFrame(rows, columns=[*AGREE_COLUMNS, *column.values()] if rows else AGREE_COLUMNS)
 
 
-def export(fmt, batch, name):
+def export(fmt, batch, name, request: gr.Request = None):
     from labs import data
     from labs.preference.config import preset
     from labs.preference.recipe import optimizer_steps
@@ -272,9 +276,9 @@ def export(fmt, batch, name):
             split = data.split_rows(clean, validation=0.1, test=0.0, seed=0,
                                     stratify_by="label" if fmt == "kto" else None)
             data.save_dataset(name.strip(), split, fmt="preference" if fmt == "dpo" else "kto",
-                              source="preference labels", overwrite=True)
+                              source="preference labels", overwrite=True, actor=actor_of(request))
             note += f"\n\nSaved as dataset **{escape_md(name.strip())}** (every tab's dataset picker shows it)."
-        except (data.DataError, ValueError) as e:
+        except (LabError, ValueError) as e:
             note += f"\n\n⚠️ not saved: {escape_md(e)}"
     return str(path), note
 
@@ -311,6 +315,8 @@ def build(ctx):
 
     pair_id = gr.Number(value=None, visible=False, precision=0)
     shown_at = gr.State(None)
+    guide_md = gr.Markdown()  # the admin's labeling guidelines (Admin tab), read when the page loads
+    ctx.on_load(lambda: guidelines_markdown("preference"), [guide_md])
     prompt_md = gr.Textbox("Type your name and press Start / next pair.", label="Prompt", interactive=False,
                            lines=2, max_lines=12)
     with gr.Row(equal_height=True):

@@ -22,7 +22,8 @@ import pandas as pd
 
 from components import shared
 from components.form import Form
-from components.shared import GPU_QUEUE, actor_of, dataset_choices, escape_md, run_choices, with_request
+from components.shared import (GPU_QUEUE, actor_of, dataset_choices, escape_md, guidelines_markdown, run_choices,
+                               with_request)
 from labs import runs, store
 from labs.errors import LabError
 from labs.feedback import loop, raters
@@ -421,6 +422,8 @@ def build(ctx):
         undo_btn = gr.Button("↶ Undo my last rating [z]", elem_classes="lab-key-z", scale=1)
     progress_md = gr.Markdown()
     sample_id = gr.Number(value=None, visible=False, precision=0)
+    guide_md = gr.Markdown()  # the admin's rating guidelines (Admin tab), read when the page loads
+    ctx.on_load(lambda: guidelines_markdown("rating"), [guide_md])
     prompt_box = gr.Textbox(label="Prompt", interactive=False, lines=2, max_lines=10)
     answer_box = gr.Textbox(label="Answer", interactive=False, lines=4, max_lines=20)
     with gr.Row(visible=True) as stars_row:

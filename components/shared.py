@@ -382,3 +382,14 @@ def with_request(fn):
         return fn(*values, request=request)
     handler.__name__, handler.__doc__ = fn.__name__, fn.__doc__  # not functools.wraps: Gradio would read fn's signature
     return handler
+
+
+def guidelines_markdown(kind: str) -> str:
+    """The guidelines an admin wrote for labeling pairs ('preference') or rating answers ('rating'), as text in a
+    box above the pair or the answer; '' when there are none."""
+    from labs import store
+    g = store.guidelines(kind)
+    if not g:
+        return ""
+    return (f"**Guidelines** (version {g['version']}, by {escape_md(g['author'])}):\n\n"
+            + "\n".join(f"> {escape_md(line)}" if line.strip() else ">" for line in g["text"].splitlines()))

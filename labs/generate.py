@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 
 from labs.errors import LabError
+from labs.gpu import gpu
 
 
 class GenerateError(LabError, ValueError):
@@ -162,6 +163,7 @@ def _decode(model, ids, mask, *, k: int, max_new_tokens: int, temperature: float
     return new
 
 
+@gpu(60)  # on a ZeroGPU Space a GPU is attached for the call; elsewhere a plain call (labs/gpu.py)
 def sample(model, tokenizer, prompts: list, *, k: int = 1, temperature: float = 0.0, top_p: float = 1.0,
            max_new_tokens: int = 128, seed: int | None = None, batch_size: int = 16,
            adapter: bool = True, return_ended: bool = False) -> list[list]:
@@ -206,6 +208,7 @@ def greedy(model, tokenizer, prompts: list, max_new_tokens: int = 48, batch_size
     return [c[0] for c in sample(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)]
 
 
+@gpu(30)
 def chat(loaded, message: list[dict] | str, max_new_tokens: int = 128, temperature: float = 0.0,
          seed: int | None = None, adapter: bool = True) -> str:
     """One answer from a loaded model (labs.models.Loaded); a string is one user turn."""

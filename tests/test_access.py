@@ -159,3 +159,19 @@ def test_zero_gpu_decorator_is_a_no_op_off_zero_gpu(monkeypatch):
     assert gpu.fits(60) == (True, "")
     assert gpu.fits(600)[0] is False and "longer than one ZeroGPU call" in gpu.fits(600)[1]
     assert gpu.fits(None)[0] is False
+
+
+def test_generation_asks_zero_gpu_for_a_gpu_on_a_zero_gpu_space(tmp_path):
+    """On ZeroGPU the sampler is wrapped by spaces.GPU(duration=60); elsewhere it is the plain function. (In a
+    process of its own, with a stand-in `spaces` package that records what it is asked.)"""
+    import os
+    (tmp_path / "spaces.py").write_text("ASKED = []\ndef GPU(duration):\n"
+                                        "    return lambda fn: ASKED.append((fn.__name__, duration)) or fn\n")
+    code = "import labs.generate, spaces; print(sorted(spaces.ASKED))"
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}:{ROOT}"}
+    on = subprocess.run([sys.executable, "-c", code], env={**env, "SPACES_ZERO_GPU": "true"}, cwd=ROOT,
+                        capture_output=True, text=True, timeout=120)
+    assert on.stdout.strip() == "[('chat', 30), ('sample', 60)]", on.stderr
+    off = subprocess.run([sys.executable, "-c", code], env={k: v for k, v in env.items() if k != "SPACES_ZERO_GPU"},
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert off.stdout.strip() == "[]", off.stderr

@@ -23,9 +23,9 @@ def test_the_progress_bar_of_a_running_job_advances(page, lab, tiny_model_dir):
     from labs.sft.config import preset
     url, data = lab
     paths.set_data_dir(data)
-    # 40 steps of batch 2: the 20-cell bar gains a cell every 2 steps (0.5-0.9 s a step measured here, on 2 busy
-    # cores); the job is killed once the bar has grown
-    cfg = preset("instruction", model=str(tiny_model_dir), max_steps=40, batch_size=2, eval_steps=0, eval_rows=4,
+    # 120 steps of batch 2: the 20-cell bar gains a cell every 6 steps (0.5-0.9 s a step measured here, on 2 busy
+    # cores), and training lasts long enough to be watched; the job is killed once the bar has grown
+    cfg = preset("instruction", model=str(tiny_model_dir), max_steps=120, batch_size=2, eval_steps=0, eval_rows=4,
                  logging_steps=1, device="cpu", precision="fp32")
     run = runs.submit("sft", cfg.to_dict(), name="bar")
     try:
@@ -46,10 +46,11 @@ def test_the_progress_bar_of_a_running_job_advances(page, lab, tiny_model_dir):
         assert "ETA" in text and "▶ training" in text and "✓ loading model" in text
         assert "then evaluating 8 answers (4 held-out rows x fine-tuned and base model), timed once it starts" in text
         later = first
+        deadline = time.monotonic() + 60  # a cell every 6 steps
         while later[0] <= first[0] and time.monotonic() < deadline:  # the bar itself fills, not only the count
             page.wait_for_timeout(500)
             later = bar_now() or later
-        assert later[0] > first[0] and later[1] > first[1] and later[2] == first[2] == 40, (first, later)
+        assert later[0] > first[0] and later[1] > first[1] and later[2] == first[2] == 120, (first, later)
         # the picker says what the monitor says (labels read at page load, read again when the state drawn changed)
         picker = page.get_by_label("Run", exact=True).locator("visible=true").first
         page.wait_for_function("(el) => el.value.endsWith('· running')", arg=picker.element_handle(),

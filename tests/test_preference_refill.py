@@ -103,9 +103,10 @@ def test_the_labeler_refills_through_labs(data_dir, made, monkeypatch):
     started = []
     monkeypatch.setattr(preference_tab.BACKGROUND, "start", lambda *a, **kw: started.append((a, kw)) or True)
     pid, prompt, *_ = preference_tab.show_next("ana", "all batches", "my/model", True)
-    assert pid is None and started == [(("ana", "my/model"), {"batch": None})]
+    from labs import access
+    assert pid is None and started == [(("ana", "my/model"), {"batch": None, "actor": access.LOCAL})]
     preference_tab.show_next("ana", "b1", "my/model", True)
-    assert started[-1] == (("ana", "my/model"), {"batch": "b1"})
+    assert started[-1] == (("ana", "my/model"), {"batch": "b1", "actor": access.LOCAL})
     preference_tab.show_next("ana", "all batches", "my/model", False)  # the checkbox off: no refill asked
     assert len(started) == 2
 

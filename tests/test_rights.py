@@ -111,3 +111,25 @@ def test_the_local_lab_keeps_its_typed_names(data_dir):
     access.configure()
     pid = store.add_pairs([{"prompt": "p", "a": "x", "b": "y"}], batch="b")[0]
     assert store.label(pid, "anyone", "A")["annotator"] == "anyone"
+
+
+def test_guidelines_are_versioned_and_each_label_has_the_version_it_was_made_under(data_dir):
+    import time
+
+    from components.shared import guidelines_markdown
+    paths.set_data_dir(data_dir)
+    access.configure()
+    assert store.guidelines("preference") is None and guidelines_markdown("preference") == ""
+    v1 = store.set_guidelines("preference", "Prefer the *shorter* answer.", "boss")
+    pid = store.add_pairs([{"prompt": "p", "a": "x", "b": "y"}], batch="g")[0]
+    store.label(pid, "ana", "A")
+    made = time.time()
+    time.sleep(0.01)
+    v2 = store.set_guidelines("preference", "Prefer the correct answer.\nThen the shorter.", "boss")
+    assert v2 == v1 + 1 and store.guidelines("preference")["text"].startswith("Prefer the correct")
+    assert store.guidelines("preference", at=made)["version"] == v1  # the version the label was made under
+    assert store.guidelines("rating") is None
+    md = guidelines_markdown("preference")
+    assert md == (f"**Guidelines** (version {v2}, by boss):\n\n> Prefer the correct answer\\.\n> Then the shorter\\.")
+    with pytest.raises(store.StoreError, match="kind one of preference, rating"):
+        store.set_guidelines("labels", "x", "boss")

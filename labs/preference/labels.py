@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from labs import store
 
+AB_PREFIX = "ab-"  # batches of blind A/B pairs (labs.preference.winrate): a measurement, never training data
+
 
 def _chat(prompt):
     return prompt if isinstance(prompt, list) else [{"role": "user", "content": str(prompt)}]
@@ -135,7 +137,6 @@ def export(fmt: str = "dpo", batch: str | list[str] | None = None, conversationa
     with the counts of what was left out: each pair's majority choice decides (A or B: a preference row; tie:
     nothing; both bad: nothing for DPO, two undesirable KTO rows; no majority: nothing), and every edited ideal
     answer adds rows of its own."""
-    from labs.preference.winrate import AB_PREFIX
     if fmt not in ("dpo", "kto"):
         raise store.StoreError(f"format {fmt!r}: dpo or kto")
     names = [batch] if isinstance(batch, str) else list(batch or [])

@@ -84,10 +84,12 @@ def typed_prompts(text: str) -> list[list[dict]]:
 
 def make_pairs(prompts: list, model, model_b=None, *, temperature: float = 0.8, top_p: float = 0.95,
                max_new_tokens: int = 96, seed: int = 0, batch: str | None = None, batch_size: int = 16,
-               progress=None) -> list[int]:
+               progress=None, actor=None) -> list[int]:
     """Generate and store one pair per prompt; returns the new pair ids. `model`/`model_b` are
     labs.models.Loaded; with model_b each side comes from a different model. `progress(done, total)` is called
     before the first prompts (0, total) and after each batched call."""
+    from labs import access
+    access.check(actor or access.actor(None), "start_run", what="pair generation")
     if not prompts:
         raise PairsError("no prompts to make pairs from")
     if temperature <= 0 and model_b is None:

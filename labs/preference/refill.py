@@ -30,7 +30,7 @@ def due(annotator: str, keep: int = KEEP, batch: str | None = None) -> dict | No
 
 
 def refill(annotator: str, model_spec: str | None = None, *, keep: int = KEEP, n: int = MAKE,
-           temperature: float = 0.8, max_new_tokens: int = 96) -> list[int]:
+           temperature: float = 0.8, max_new_tokens: int = 96, actor=None) -> list[int]:
     """Make `n` pairs with `model_spec` (the default model when None) when a refill is due; returns the new
     pair ids ([] when more than `keep` pairs are left). The model is loaded only when pairs are made."""
     from labs import models
@@ -43,7 +43,7 @@ def refill(annotator: str, model_spec: str | None = None, *, keep: int = KEEP, n
     prompts = pairs.load_prompts("prompts", "train")
     chosen = [prompts[(prog["total"] + i) % len(prompts)] for i in range(n)]
     return pairs.make_pairs(chosen, models.CACHE.get(model_spec or None), temperature=temperature,
-                            max_new_tokens=max_new_tokens, seed=prog["total"], batch=BATCH)
+                            max_new_tokens=max_new_tokens, seed=prog["total"], batch=BATCH, actor=actor)
 
 
 class Background:
@@ -56,7 +56,7 @@ class Background:
         self.error = ""
 
     def start(self, annotator: str, model_spec: str | None = None, *, batch: str | None = None,
-              keep: int = KEEP, n: int = MAKE) -> bool:
+              keep: int = KEEP, n: int = MAKE, actor=None) -> bool:
         """Start a refill when one is due and none runs; True when one was started."""
         try:
             if due(annotator, keep, batch) is None:
@@ -70,7 +70,7 @@ class Background:
 
         def work():
             try:
-                refill(annotator, model_spec, keep=keep, n=n)
+                refill(annotator, model_spec, keep=keep, n=n, actor=actor)
                 self.error = ""
             except Exception as e:  # noqa: BLE001 - kept for the page to show; the app keeps serving
                 self.error = str(e)

@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 
 from labs import store
+from labs.preference.labels import AB_PREFIX  # the blind A/B batches' prefix, named once (labels leaves them out)
 
-AB_PREFIX = "ab-"
 STARTING = "starting model"  # model_b of an A/B pair: the trained spec with its adapter off
 Z95 = 1.959963984540054  # the normal quantile for a two-sided 95% interval
 TIE_NOTE = "ties (and 'both bad', and evenly split votes) count as half a win for each side"
