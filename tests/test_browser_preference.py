@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from labs import store
+from labs import runs, store
 from tests.browser import TIMEOUT_MS, open_tab, options, pick, screenshot
 
 pytestmark = pytest.mark.slow
@@ -145,7 +145,9 @@ def test_a_finished_dpo_run_fills_its_panels(page, lab_store):
     expect(page.locator("#pref-accuracy")).to_contain_text("reward accuracy (training pairs, n=4)", timeout=240_000)
     expect(page.locator("#pref-rewards img, #pref-rewards svg.main-svg, #pref-rewards canvas").first).to_be_visible()
     rows = "[data-testid^='cell-'][data-testid$='-0']"  # a table's first cells, one per row
-    expect(page.locator(f"#pref-before-after {rows}")).to_have_count(2)  # eval prompts: 2
+    run_id = re.search(r"Started run `?([\w.-]+)", started.inner_text()).group(1)
+    shown = runs.get(run_id).config["eval_prompts"]  # 2 as typed (under load the form's default, 12, was seen)
+    expect(page.locator(f"#pref-before-after {rows}")).to_have_count(shown)  # one row per held-out prompt
     expect(page.locator(f"#pref-odds {rows}")).to_have_count(4)  # the 4 labeled pairs
     expect(page.locator("#pref-odds [data-testid=cell-0-0]")).to_have_text("train")
     expect(page.locator("#pref-odds-plot img").first).to_be_visible()
