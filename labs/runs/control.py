@@ -115,7 +115,7 @@ def submit(recipe: str, config: dict, name: str | None = None, actor=None) -> Ru
     return start(run)
 
 
-def _check_control(run: Run, actor, verb: str) -> None:
+def _check_control(run: Run, actor) -> None:
     from labs import access
     access.check(actor or access.actor(None), "control_run", owner=run.status().get("owner", "local"),
                  what=f"run {run.id}")
@@ -124,7 +124,7 @@ def _check_control(run: Run, actor, verb: str) -> None:
 def stop(run_id: str, actor=None) -> dict:
     """Graceful stop: the job finishes its current step, saves a checkpoint and exits (Resume continues)."""
     run = get(run_id)
-    _check_control(run, actor, "stop")
+    _check_control(run, actor)
     st = run.status()
     if st["state"] == "queued":
         _kill_tree(st.get("pid"), st.get("pid_started"))
@@ -138,7 +138,7 @@ def stop(run_id: str, actor=None) -> dict:
 def kill(run_id: str, actor=None) -> dict:
     """Hard kill: the whole process tree, now; memory is freed. Progress since the last checkpoint is lost."""
     run = get(run_id)
-    _check_control(run, actor, "kill")
+    _check_control(run, actor)
     st = run.raw_status()
     _kill_tree(st.get("pid"), st.get("pid_started"))
     now = time.time()
@@ -167,7 +167,7 @@ def _kill_tree(pid, started) -> None:
 def resume(run_id: str, actor=None) -> Run:
     """Start a stopped, failed or interrupted run again from its latest checkpoint."""
     run = get(run_id)
-    _check_control(run, actor, "resume")
+    _check_control(run, actor)
     if run.latest_checkpoint() is None:
         raise RunError(f"run {run.id} has no checkpoint to resume from; start it again instead")
     return start(run, resume=True)
@@ -175,7 +175,7 @@ def resume(run_id: str, actor=None) -> Run:
 
 def delete(run_id: str, actor=None) -> None:
     run = get(run_id)
-    _check_control(run, actor, "delete")
+    _check_control(run, actor)
     if run.status().get("state") in ACTIVE:
         raise RunError(f"run {run.id} is still active; stop or kill it first")
     if run.dir.is_symlink():  # a link inside runs/: remove the link, never what it points to
